@@ -1,0 +1,38 @@
+"""Dependencies shared by the routes. The service is typed by protocol: no torch import here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Protocol
+
+from fastapi import Depends, Request
+
+from app.metrics import Metrics
+from app.settings import Settings
+
+
+class Service(Protocol):
+    def methods_info(self) -> list[dict[str, Any]]: ...
+    def model_info(self, model_id: str) -> dict[str, Any]: ...
+    def models_info(self) -> list[dict[str, Any]]: ...
+    def readiness(self) -> dict[str, Any]: ...
+    def predict(self, model_id: str, payload: Mapping[str, Any], top_k: int = 5) -> dict[str, Any]: ...
+    def explain(self, method: str, model_id: str, payload: Mapping[str, Any], *, target: int | str | None = None,
+                params: Mapping[str, Any] | None = None, output: Any = None, top_k: int = 5) -> dict[str, Any]: ...
+
+
+def _service(request: Request) -> Service:
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def _metrics(request: Request) -> Metrics:
+    return request.app.state.metrics  # type: ignore[no-any-return]
+
+
+ServiceDep = Annotated[Service, Depends(_service)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+MetricsDep = Annotated[Metrics, Depends(_metrics)]

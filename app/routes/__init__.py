@@ -1,0 +1,1 @@
+"""HTTP routes (no torch here: they reach models through the service)."""

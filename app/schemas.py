@@ -1,0 +1,139 @@
+"""Request and response bodies of the HTTP contract (no torch here)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from explainers.render.colormaps import COLORMAPS
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Input(_Body):
+    """Exactly one of image (base64 PNG/JPEG/WebP bytes), text, or features."""
+
+    image: str | None = Field(None, description="base64-encoded image bytes")
+    text: str | None = None
+    features: dict[str, Any] | list[Any] | None = Field(
+        None, description="feature values by name, or a list in the model's feature order")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "Input":
+        given = [k for k in ("image", "text", "features") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("input needs exactly one of 'image', 'text' or 'features'")
+        return self
+
+
+class OutputSpec(_Body):
+    overlay: bool = Field(True, description="render the overlay / bar chart PNG")
+    colormap: str | None = Field(None, description="colormap name; default: jet for non-negative maps, "
+                                 "bwr for signed maps", json_schema_extra={"enum": sorted(COLORMAPS)})
+    alpha: float = Field(0.5, ge=0.0, le=1.0, description="heatmap opacity in the overlay")
+    attribution: Literal["base64", "list", "none"] = "base64"
+
+    @model_validator(mode="after")
+    def _known_colormap(self) -> "OutputSpec":
+        if self.colormap is not None and self.colormap not in COLORMAPS:
+            raise ValueError(f"unknown colormap {self.colormap!r}; use one of {sorted(COLORMAPS)}")
+        return self
+
+
+class ExplainRequest(_Body):
+    model_id: str = Field(min_length=1, max_length=200)
+    input: Input
+    target: int | str | None = Field(None, description="null: top-1 class; else a class index or a label")
+    params: dict[str, Any] = Field(default_factory=dict, description="the method's parameters (see /methods)")
+    output: OutputSpec = Field(default_factory=OutputSpec)
+    top_k: int = Field(5, ge=1, le=100, description="predictions reported")
+
+
+class PredictRequest(_Body):
+    input: Input
+    top_k: int = Field(5, ge=1, le=1000)
+
+
+class Prediction(BaseModel):
+    index: int
+    label: str
+    score: float
+
+
+class PredictResponse(BaseModel):
+    model_id: str
+    predictions: list[Prediction]
+
+
+class EncodedArray(BaseModel):
+    shape: list[int]
+    dtype: Literal["float32"]
+    encoding: Literal["base64", "list"]
+    data: str | list[Any]
+
+
+class Explanation(BaseModel):
+    method: str
+    model_id: str
+    target: Prediction
+    predictions: list[Prediction]
+    attribution: EncodedArray | None
+    overlay_png: str | None = Field(None, description="base64 PNG: overlay, or bar chart for tabular models")
+    details: dict[str, Any]
+    timing_ms: dict[str, float]
+
+
+class ModelInfo(BaseModel):
+    id: str
+    modality: Literal["image", "text", "tabular"]
+    labels: list[str]
+    input: dict[str, Any]
+    methods: list[str]
+    source: Literal["local", "remote"]
+    device: str
+    loaded: bool
+    description: str = ""
+
+
+class ModelList(BaseModel):
+    models: list[ModelInfo]
+
+
+class MethodInfo(BaseModel):
+    name: str
+    execution: Literal["sync", "async"]
+    modalities: list[str]
+    requires: Literal["gradients", "predictions"]
+    signed: bool
+    description: str
+    params: dict[str, Any] = Field(description="JSON schema of the method's params")
+
+
+class MethodList(BaseModel):
+    methods: list[MethodInfo]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class Status(BaseModel):
+    status: str
+    reasons: dict[str, Any] | None = None
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in [(400, "bad input"), (404, "unknown model or method"), (413, "payload too large"),
+                       (415, "unsupported media type"), (422, "invalid params, target or input"),
+                       (503, "backend unavailable")]
+}

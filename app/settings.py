@@ -1,0 +1,27 @@
+"""Service settings, read from XAI_* environment variables and validated at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="XAI_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    model_dir: Path = Field(DEFAULT_MODEL_DIR, description="registry folder: one bundle folder per model")
+    device: str = Field("auto", description="'auto' (cuda:0 when present, else cpu), 'cpu', 'cuda:1', ...")
+    preload: Literal["background", "startup", "lazy"] = Field(
+        "background", description="load every model in a background thread at start, before serving, or on first use")
+    max_body_bytes: int = Field(25 * 2**20, ge=1024, le=2**31, description="largest request body accepted")
+    max_image_pixels: int = Field(40_000_000, ge=64, le=500_000_000, description="largest decoded image, in pixels")
+    max_text_chars: int = Field(100_000, ge=1, le=10_000_000)
+    torch_threads: int = Field(0, ge=0, le=256, description="torch intra-op threads; 0 keeps torch's default")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -1,0 +1,50 @@
+"""A tiny seeded training loop shared by the demo models."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+
+def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_size: int, lr: float,
+        seed: int, weight_decay: float = 1e-4, name: str = "model") -> None:
+    """Train with AdamW and a one-cycle schedule; batches are shuffled by a seeded generator."""
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    steps_per_epoch = (len(x) + batch_size - 1) // batch_size
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch,
+                                                pct_start=0.2)
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+    for epoch in range(epochs):
+        start, total, correct = time.perf_counter(), 0.0, 0
+        order = torch.randperm(len(x), generator=gen)
+        for i in range(0, len(x), batch_size):
+            idx = order[i:i + batch_size]
+            logits = model(x[idx])
+            loss = loss_fn(logits, y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss) * len(idx)
+            correct += int((logits.argmax(1) == y[idx]).sum())
+        log.info("%s epoch %d/%d loss %.4f train acc %.4f (%.1fs)", name, epoch + 1, epochs,
+                 total / len(x), correct / len(x), time.perf_counter() - start)
+    model.eval()
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
+    """Top-1 accuracy of `model` in eval mode."""
+    model.eval()
+    correct = 0
+    for i in range(0, len(x), batch_size):
+        correct += int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
+    return correct / max(len(x), 1)

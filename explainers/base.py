@@ -1,0 +1,146 @@
+"""The explainer base class: it owns the loop, a method writes `_attribute`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from explainers.errors import InvalidTarget
+from explainers.models.handle import LocalModel, ModelInput, RawInput
+from explainers.params import Params
+from explainers.result import Explanation
+from explainers.types import Execution, Modality, Prediction, Requires
+
+
+@dataclass
+class Attribution:
+    """What a method returns: the map (any resolution for images) and extra details."""
+
+    values: torch.Tensor | np.ndarray
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Context:
+    """Per-call state handed to a method: the prepared input, the target, the score."""
+
+    def __init__(self, model: LocalModel, inputs: ModelInput, target: int | str | None,
+                 score: str, top_k: int) -> None:
+        self.model = model
+        self.inputs = inputs
+        self._requested = target
+        self.score_kind = "probabilities" if score == "probabilities" or model.manifest.output == "probabilities" \
+            else "logits"
+        self.top_k = top_k
+        self._target: int | None = None
+        self.predictions: list[Prediction] = []
+        self.target_prediction: Prediction | None = None
+
+    @property
+    def x(self) -> torch.Tensor:
+        return self.inputs.x
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.inputs.forward(batch)
+
+    def observe(self, outputs: torch.Tensor) -> int:
+        """Record predictions from the outputs [1, K] of the unperturbed input; return the target."""
+        if self._target is None:
+            probs = self.model.probabilities(outputs.detach()[0].float())
+            labels = self.model.labels
+            if probs.shape[0] != len(labels):
+                raise ValueError(f"the model returned {probs.shape[0]} scores for {len(labels)} labels")
+            target = _resolve_target(self._requested, labels, int(probs.argmax()))
+            top = probs.topk(min(self.top_k, len(labels)))
+            self.predictions = [Prediction(int(i), labels[int(i)], float(s)) for s, i in zip(top.values, top.indices)]
+            self.target_prediction = Prediction(target, labels[target], float(probs[target]))
+            self._target = target
+        return self._target
+
+    def target(self) -> int:
+        """The target class, running one inference forward if no method pass has observed it yet."""
+        if self._target is None:
+            with torch.inference_mode():
+                self.observe(self.forward(self.x))
+        assert self._target is not None
+        return self._target
+
+    def score(self, outputs: torch.Tensor) -> torch.Tensor:
+        """The explained score of the target for each row of a batch of outputs [B, K] -> [B]."""
+        target = self.target()
+        if self.score_kind == "probabilities" and self.model.manifest.output == "logits":
+            return outputs.softmax(-1)[:, target]
+        return outputs[:, target]
+
+
+def _resolve_target(requested: int | str | None, labels: list[str], top1: int) -> int:
+    if requested is None:
+        return top1
+    if isinstance(requested, bool):
+        raise InvalidTarget("target must be a class index, a label or null")
+    if isinstance(requested, int):
+        if not 0 <= requested < len(labels):
+            raise InvalidTarget(f"target index {requested} is out of range 0..{len(labels) - 1}")
+        return requested
+    if isinstance(requested, str):
+        if requested not in labels:
+            raise InvalidTarget(f"unknown target label {requested!r}", details={"labels": labels[:50]})
+        return labels.index(requested)
+    raise InvalidTarget("target must be a class index, a label or null")
+
+
+class Explainer:
+    """Base of every method. Subclasses set the class attributes and write `_attribute`."""
+
+    name: ClassVar[str]
+    modalities: ClassVar[frozenset[Modality]]
+    execution: ClassVar[Execution] = Execution.SYNC
+    requires: ClassVar[Requires] = Requires.GRADIENTS
+    Params: ClassVar[type[Params]] = Params
+    signed: ClassVar[bool] = True
+
+    @classmethod
+    def summary(cls) -> str:
+        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+
+    def _attribute(self, ctx: Context, p: Any) -> Attribution:
+        raise NotImplementedError
+
+    def explain(self, model: LocalModel, raw: RawInput, params: Params, *,
+                target: int | str | None = None, top_k: int = 5) -> Explanation:
+        """Prepare the input, run the method under the model's lock, map back to the input."""
+        t0 = time.perf_counter()
+        with model.lock:
+            inputs = model.prepare(raw)
+            ctx = Context(model, inputs, target, params.score, top_k)
+            t1 = time.perf_counter()
+            result = self._attribute(ctx, params)
+            ctx.target()
+            t2 = time.perf_counter()
+        values = result.values
+        if isinstance(values, torch.Tensor):
+            values = values.detach()
+            if model.modality is Modality.IMAGE and inputs.image is not None:
+                values = _resize_map(values, inputs.image.shape[:2])
+            values = values.float().cpu().numpy()
+        attribution = np.ascontiguousarray(values, dtype=np.float32)
+        assert ctx.target_prediction is not None
+        details = {"explained": ctx.score_kind, **result.details}
+        return Explanation(
+            method=self.name, model_id=model.id, modality=model.modality, attribution=attribution,
+            target=ctx.target_prediction, predictions=ctx.predictions, signed=self.signed, details=details,
+            timing_ms={"prepare": (t1 - t0) * 1e3, "attribute": (t2 - t1) * 1e3},
+            image=inputs.image, tokens=inputs.tokens or None,
+            feature_names=model.feature_names if model.modality is Modality.TABULAR else None,
+            feature_values=None if inputs.features is None else [float(v) for v in inputs.features])
+
+
+def _resize_map(values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of a 2-D map [h, w] to `size` (the image as sent)."""
+    if tuple(values.shape) == tuple(size):
+        return values
+    return F.interpolate(values[None, None].float(), size=size, mode="bilinear", align_corners=False)[0, 0]

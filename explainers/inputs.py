@@ -1,0 +1,116 @@
+"""Decoding and validating raw inputs (no torch here: the API process may call it).
+
+Images: base64 or raw bytes of PNG, JPEG, WebP, GIF or BMP, any size up to a
+pixel budget; EXIF orientation applied; grey, palette, alpha and CMYK images
+become RGB (alpha composited over white). Decompression bombs are refused from
+the header, before any pixel is decoded.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from explainers.errors import InvalidImage, InvalidInput, PayloadTooLarge
+
+Image.init()  # register every plugin so that `formats=` below knows them all
+ALLOWED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "WEBP", "GIF", "BMP"}) & frozenset(Image.OPEN)
+
+
+def b64decode(data: str, *, what: str = "image") -> bytes:
+    """Strict base64 (a `data:...;base64,` prefix is allowed)."""
+    if data.startswith("data:"):
+        _, _, data = data.partition(",")
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidImage(f"the {what} is not valid base64") from None
+
+
+def decode_image(data: bytes, *, max_pixels: int) -> np.ndarray:
+    """Decode image bytes to an RGB uint8 array [H, W, 3] in display orientation."""
+    if not data:
+        raise InvalidImage("the image is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=sorted(ALLOWED_FORMATS))
+            width, height = img.size
+            if width < 1 or height < 1:
+                raise InvalidImage("the image has no pixels")
+            if width * height > max_pixels:
+                raise PayloadTooLarge(
+                    f"the image has {width}x{height} pixels, more than the limit of {max_pixels}",
+                    code="image_too_large", details={"width": width, "height": height, "max_pixels": max_pixels})
+            img.load()
+            img = ImageOps.exif_transpose(img)
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InvalidImage(f"the image could not be decoded: {exc}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InvalidImage(f"the image is truncated or corrupt: {exc}") from None
+    return _to_rgb(img)
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = arr.max() or 1.0
+        img = Image.fromarray((arr / top * 255).astype(np.uint8))
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        rgba = img.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(canvas, rgba)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def validate_text(text: Any, *, max_chars: int) -> str:
+    if not isinstance(text, str):
+        raise InvalidInput("input.text must be a string")
+    if not text.strip():
+        raise InvalidInput("input.text is empty", code="empty_text")
+    if len(text) > max_chars:
+        raise PayloadTooLarge(f"input.text has {len(text)} characters, more than {max_chars}")
+    return text
+
+
+def parse_features(raw: Any, names: Sequence[str],
+                   categorical: Mapping[str, Sequence[float]]) -> np.ndarray:
+    """Features given by name (object) or in model order (list) -> float64 [n_features]."""
+    if isinstance(raw, Mapping):
+        unknown = sorted(set(raw) - set(names))
+        missing = [n for n in names if n not in raw]
+        if unknown or missing:
+            raise InvalidInput("input.features does not match the model's features",
+                               code="invalid_features", details={"missing": missing, "unknown": unknown})
+        values = [raw[n] for n in names]
+    elif isinstance(raw, Sequence) and not isinstance(raw, str):
+        if len(raw) != len(names):
+            raise InvalidInput(f"input.features has {len(raw)} values; the model takes {len(names)}",
+                               code="invalid_features", details={"expected": len(names)})
+        values = list(raw)
+    else:
+        raise InvalidInput("input.features must be an object or a list", code="invalid_features")
+    out = np.empty(len(names), dtype=np.float64)
+    bad: list[str] = []
+    for i, (name, value) in enumerate(zip(names, values)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            bad.append(name)
+            continue
+        out[i] = float(value)
+        allowed = categorical.get(name)
+        if allowed is not None and float(value) not in {float(a) for a in allowed}:
+            bad.append(name)
+    if bad:
+        raise InvalidInput("features must be finite numbers (and allowed values for categorical features)",
+                           code="invalid_features", details={"invalid": bad})
+    return out

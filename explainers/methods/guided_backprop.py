@@ -1,0 +1,24 @@
+"""Guided backpropagation and DeconvNet: gradients with a modified ReLU backward pass."""
+
+from __future__ import annotations
+
+from explainers.base import Attribution, Context, Explainer
+from explainers.methods._gradients import reduce, relu_backward_rule, score_gradient
+from explainers.params import Params
+from explainers.registry import register
+from explainers.types import Modality
+
+
+@register
+class GuidedBackprop(Explainer):
+    """Guided backpropagation (Springenberg et al. 2014). https://arxiv.org/abs/1412.6806"""
+
+    name = "guided_backprop"
+    modalities = frozenset({Modality.IMAGE})
+    Params = Params
+    rule = "guided"
+
+    def _attribute(self, ctx: Context, p: Params) -> Attribution:
+        with relu_backward_rule(ctx.model.module, self.rule):
+            grad = score_gradient(ctx, ctx.x, observe=True)
+        return Attribution(reduce(grad, ctx.model.modality, "sum"))

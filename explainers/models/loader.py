@@ -1,0 +1,60 @@
+"""Build a module from a manifest and load its weights without unpickling objects."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from explainers.models.manifest import Manifest
+
+
+def build_module(manifest: Manifest, folder: Path) -> nn.Module:
+    """Instantiate the architecture: a torchvision name, or 'package.module:factory'."""
+    arch, kwargs = manifest.architecture, manifest.architecture_kwargs
+    if ":" in arch:
+        module_name, _, factory_name = arch.partition(":")
+        sys.path.insert(0, str(folder))  # a bundle may carry its own module
+        try:
+            factory = getattr(importlib.import_module(module_name), factory_name)
+        finally:
+            sys.path.remove(str(folder))
+        module = factory(**kwargs)
+    else:
+        import torchvision
+
+        if arch not in torchvision.models.list_models():
+            raise ValueError(f"unknown torchvision architecture {arch!r}")
+        module = torchvision.models.get_model(arch, weights=None, **kwargs)
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"{arch} did not return a torch.nn.Module")
+    return module
+
+
+def load_state(path: Path) -> dict[str, torch.Tensor]:
+    """Read weights from safetensors, or from a torch file with `weights_only=True`."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    if path.suffix in (".pt", ".pth", ".bin"):
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict):
+            raise TypeError(f"{path.name} does not hold a state dict")
+        return state
+    raise ValueError(f"unsupported weights file {path.name}: use .safetensors, .pt or .pth")
+
+
+def load_module(manifest: Manifest, folder: Path, device: torch.device) -> nn.Module:
+    """Build, load strictly, freeze and move a model; ReLUs made out-of-place for backward hooks."""
+    module = build_module(manifest, folder)
+    module.load_state_dict(load_state(folder / manifest.weights), strict=True)
+    for sub in module.modules():
+        if isinstance(sub, (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.Hardtanh, nn.SiLU)):
+            if getattr(sub, "inplace", False):
+                sub.inplace = False
+    module.eval().requires_grad_(False)
+    return module.to(device)

@@ -1,0 +1,121 @@
+"""The explanation service: request dicts in, contract payloads out. No HTTP, no queue."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from explainers.base import Explainer
+from explainers.errors import InvalidInput, MethodNotSupported
+from explainers.inputs import b64decode, decode_image, parse_features, validate_text
+from explainers.models.handle import LocalModel, RawInput
+from explainers.models.registry import ModelRegistry
+from explainers.params import Params, parse_params
+from explainers.registry import all_methods, get_method
+from explainers.serialize import OutputOptions, render, to_payload
+from explainers.types import Modality
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_image_pixels: int = 40_000_000
+    max_text_chars: int = 100_000
+    max_top_k: int = 100
+
+
+@dataclass
+class Prepared:
+    """A request checked against its method and model, ready to run."""
+
+    method: type[Explainer]
+    model: LocalModel
+    raw: RawInput
+    params: Params
+
+
+class ExplanationService:
+    def __init__(self, registry: ModelRegistry, limits: Limits | None = None) -> None:
+        self.registry = registry
+        self.limits = limits or Limits()
+
+    # -- discovery ------------------------------------------------------------------------------
+    def methods_info(self) -> list[dict[str, Any]]:
+        return [{"name": name, "execution": cls.execution.value,
+                 "modalities": sorted(m.value for m in cls.modalities), "requires": cls.requires.value,
+                 "signed": cls.signed, "description": cls.summary(), "params": cls.Params.model_json_schema()}
+                for name, cls in all_methods().items()]
+
+    def methods_for(self, modality: Modality) -> list[str]:
+        return [name for name, cls in all_methods().items() if modality in cls.modalities]
+
+    def model_info(self, model_id: str) -> dict[str, Any]:
+        manifest = self.registry.manifest(model_id)
+        return self.registry.info(model_id, self.methods_for(manifest.modality))
+
+    def models_info(self) -> list[dict[str, Any]]:
+        return [self.model_info(i) for i in self.registry.ids()]
+
+    # -- requests -------------------------------------------------------------------------------
+    def decode_input(self, model: LocalModel, payload: Mapping[str, Any]) -> RawInput:
+        """Contract input (exactly one of image / text / features) -> decoded raw input."""
+        kinds = [k for k in ("image", "text", "features") if payload.get(k) is not None]
+        if len(kinds) != 1:
+            raise InvalidInput("input must have exactly one of 'image', 'text' or 'features'")
+        kind = kinds[0]
+        if kind != model.modality.value and not (kind == "features" and model.modality is Modality.TABULAR):
+            raise InvalidInput(f"model {model.id!r} takes {model.modality.value} input, not {kind}",
+                               code="wrong_input_kind")
+        if kind == "image":
+            data = payload["image"]
+            raw_bytes = data if isinstance(data, bytes) else b64decode(str(data))
+            return RawInput(image=decode_image(raw_bytes, max_pixels=self.limits.max_image_pixels))
+        if kind == "text":
+            return RawInput(text=validate_text(payload["text"], max_chars=self.limits.max_text_chars))
+        tab = model.manifest.tabular
+        assert tab is not None
+        categorical = {f.name: f.values for f in tab.features if f.kind == "categorical" and f.values}
+        return RawInput(features=parse_features(payload["features"], model.feature_names, categorical))
+
+    def prepare(self, method: str, model_id: str, payload: Mapping[str, Any],
+                params: Mapping[str, Any] | None) -> Prepared:
+        """Every check a request must pass before it runs (or is queued)."""
+        cls = get_method(method)
+        manifest = self.registry.manifest(model_id)
+        if manifest.modality not in cls.modalities:
+            raise MethodNotSupported(
+                f"method {method!r} does not explain {manifest.modality.value} models",
+                details={"modalities": sorted(m.value for m in cls.modalities),
+                         "methods_for_model": self.methods_for(manifest.modality)})
+        parsed = parse_params(cls.Params, dict(params) if params is not None else None)
+        model = self.registry.get(model_id)
+        return Prepared(cls, model, self.decode_input(model, payload), parsed)
+
+    def explain(self, method: str, model_id: str, payload: Mapping[str, Any], *, target: int | str | None = None,
+                params: Mapping[str, Any] | None = None, output: OutputOptions | None = None,
+                top_k: int = 5) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        prepared = self.prepare(method, model_id, payload, params)
+        t1 = time.perf_counter()
+        expl = prepared.method().explain(prepared.model, prepared.raw, prepared.params, target=target, top_k=top_k)
+        t2 = time.perf_counter()
+        options = output or OutputOptions()
+        rendered = render(expl, options)
+        body = to_payload(expl, rendered, options.attribution)
+        t3 = time.perf_counter()
+        body["timing_ms"].update({"decode": (t1 - t0) * 1e3, "explain": (t2 - t1) * 1e3,
+                                  "render": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3})
+        return body
+
+    def predict(self, model_id: str, payload: Mapping[str, Any], top_k: int = 5) -> dict[str, Any]:
+        model = self.registry.get(model_id)
+        inputs = model.prepare(self.decode_input(model, payload))
+        with model.lock, torch.inference_mode():
+            probs = model.probabilities(inputs.forward(inputs.x))[0].float()
+        top = probs.topk(min(top_k, len(model.labels)))
+        return {"model_id": model_id, "predictions": [
+            {"index": int(i), "label": model.labels[int(i)], "score": float(s)}
+            for s, i in zip(top.values, top.indices)]}

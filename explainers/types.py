@@ -1,0 +1,32 @@
+"""Small shared vocabulary: modalities, execution kinds, predictions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Modality(str, Enum):
+    IMAGE = "image"
+    TEXT = "text"
+    TABULAR = "tabular"
+
+
+class Execution(str, Enum):
+    SYNC = "sync"
+    ASYNC = "async"
+
+
+class Requires(str, Enum):
+    GRADIENTS = "gradients"
+    PREDICTIONS = "predictions"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    index: int
+    label: str
+    score: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {"index": self.index, "label": self.label, "score": self.score}

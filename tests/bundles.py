@@ -1,0 +1,58 @@
+"""Write tiny model bundles into a folder, as a user would drop them into the registry."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from tests import tiny_models
+
+VOCAB = ["<pad>", "<unk>", "good", "bad", "movie", "the", "was", "great", "awful", "plot", "not", "."]
+
+
+def _write(folder: Path, manifest: dict, module: torch.nn.Module) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(tiny_models.__file__, folder / "tiny_models.py")
+    save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(folder / "weights.safetensors"))
+    (folder / "model.json").write_text(json.dumps(manifest, indent=1))
+    return folder
+
+
+def make_tiny_bundles(root: Path) -> dict[str, Path]:
+    gen = torch.Generator().manual_seed(1234)
+
+    def seeded(module: torch.nn.Module) -> torch.nn.Module:
+        with torch.no_grad():
+            for p in module.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
+        return module
+
+    out = {}
+    out["tiny-image"] = _write(root / "tiny-image", {
+        "id": "tiny-image", "modality": "image", "architecture": "tiny_models:build_image",
+        "architecture_kwargs": {"classes": 3}, "weights": "weights.safetensors", "labels": ["red", "green", "blue"],
+        "image": {"size": [16, 16], "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}, "cam_layer": "0.3",
+    }, seeded(tiny_models.build_image()))
+    folder = _write(root / "tiny-text", {
+        "id": "tiny-text", "modality": "text", "architecture": "tiny_models:build_text",
+        "architecture_kwargs": {"vocab_size": len(VOCAB)}, "weights": "weights.safetensors",
+        "labels": ["negative", "positive"], "text": {"embedding_layer": "embedding", "max_length": 16},
+    }, seeded(tiny_models.build_text(len(VOCAB))))
+    (folder / "vocab.json").write_text(json.dumps(VOCAB))
+    out["tiny-text"] = folder
+    folder = _write(root / "tiny-tabular", {
+        "id": "tiny-tabular", "modality": "tabular", "architecture": "tiny_models:build_tabular",
+        "weights": "weights.safetensors", "labels": ["a", "b", "c"],
+        "tabular": {"features": [{"name": "f0"}, {"name": "f1"}, {"name": "f2"},
+                                 {"name": "kind", "kind": "categorical", "values": [0, 1, 2]}]},
+    }, seeded(tiny_models.build_tabular()))
+    rng = np.random.default_rng(0)
+    bg = np.column_stack([rng.normal(size=(32, 3)), rng.integers(0, 3, size=32)]).astype(np.float32)
+    np.save(folder / "background.npy", bg)
+    out["tiny-tabular"] = folder
+    return out
