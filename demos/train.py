@@ -33,7 +33,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batc
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
             correct += int((logits.argmax(1) == y[idx]).sum())
         log.info("%s epoch %d/%d loss %.4f train acc %.4f (%.1fs)", name, epoch + 1, epochs,
                  total / len(x), correct / len(x), time.perf_counter() - start)

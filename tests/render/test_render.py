@@ -241,8 +241,9 @@ def test_bar_chart_grows_and_groups_others() -> None:
     small = _decode(bar_chart_png(["a", "b"], np.array([1.0, -1.0])))
     big = _decode(bar_chart_png([f"f{i}" for i in range(8)], rng.normal(size=8)))
     assert big.shape[0] > small.shape[0]
-    capped = _decode(bar_chart_png([f"f{i}" for i in range(50)], rng.normal(size=50), max_features=5))
-    six = _decode(bar_chart_png([f"f{i}" for i in range(6)], rng.normal(size=6), max_features=6))
+    names = [f"f{i}" for i in range(50)]
+    capped = _decode(bar_chart_png(names, rng.normal(size=50), max_features=5))
+    six = _decode(bar_chart_png(names[:6], rng.normal(size=6), max_features=6))
     assert capped.shape == six.shape  # 5 rows + "45 other features"
 
 
@@ -261,3 +262,14 @@ def test_bar_chart_never_crashes() -> None:
         bar_chart_png(["a"], np.zeros(2))
     with pytest.raises(ValueError):
         bar_chart_png(["a"], np.zeros(1), max_features=0)
+
+
+def test_bar_chart_bitmap_font_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without FreeType, Pillow's latin-1 bitmap font must not choke on unicode names."""
+    from PIL import ImageFont
+
+    from explainers.render import tabular
+
+    monkeypatch.setattr(tabular, "_font", ImageFont.load_default_imagefont)
+    img = _decode(bar_chart_png(["名前 ✓", "b" * 300], np.array([1.0, -2.0]), title="名前"))
+    assert img.shape == (10 + 24 + 2 * 22 + 10, 720, 3)

@@ -1,0 +1,106 @@
+"""HTTP fixtures: the real app over the tiny bundles, a small-limits app, and request helpers."""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from app.main import create_app
+from app.settings import Settings
+from tests.conftest import png_bytes
+
+IMAGE_MODEL, TEXT_MODEL, TABULAR_MODEL = "tiny-image", "tiny-text", "tiny-tabular"
+MODEL_FOR = {"image": IMAGE_MODEL, "text": TEXT_MODEL, "tabular": TABULAR_MODEL}
+LABELS = {IMAGE_MODEL: ["red", "green", "blue"], TEXT_MODEL: ["negative", "positive"],
+          TABULAR_MODEL: ["a", "b", "c"]}
+FEATURES = {"f0": 0.5, "f1": -1.0, "f2": 0.25, "kind": 2}
+TEXT = "The movie was not good, the plot was awful."
+SMALL_BODY, SMALL_PIXELS = 200_000, 1_000_000
+FAST_S = 2.0  # every bad request is answered within this
+
+
+def make_client(model_dir: Path, **overrides: Any) -> TestClient:
+    settings = Settings(model_dir=model_dir, preload="startup", device="cpu", log_level="warning", **overrides)
+    return TestClient(create_app(settings), raise_server_exceptions=False)
+
+
+@pytest.fixture(scope="session")
+def client(tiny_dir: Path) -> Iterator[TestClient]:
+    """The real app over the three tiny bundles (models loaded at start)."""
+    with make_client(tiny_dir) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def small_client(tiny_dir: Path) -> Iterator[TestClient]:
+    """The same bundles behind small body and image-pixel limits."""
+    with make_client(tiny_dir, max_body_bytes=SMALL_BODY, max_image_pixels=SMALL_PIXELS) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def image_array() -> np.ndarray:
+    """A non-square RGB image, 24 high and 30 wide (the model takes 16x16)."""
+    rng = np.random.default_rng(7)
+    return rng.integers(0, 256, size=(24, 30, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="session")
+def image_png(image_array: np.ndarray) -> bytes:
+    return png_bytes(image_array)
+
+
+@pytest.fixture(scope="session")
+def image_b64(image_png: bytes) -> str:
+    return b64(image_png)
+
+
+@pytest.fixture(scope="session")
+def inputs(image_b64: str) -> dict[str, dict[str, Any]]:
+    """A valid contract input per modality."""
+    return {"image": {"image": image_b64}, "text": {"text": TEXT}, "tabular": {"features": dict(FEATURES)}}
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def decode_png(data: str) -> Image.Image:
+    raw = base64.b64decode(data, validate=True)
+    assert raw.startswith(b"\x89PNG\r\n\x1a\n"), "not a PNG"
+    img = Image.open(io.BytesIO(raw), formats=["PNG"])
+    img.load()
+    return img
+
+
+def timed(send: Any, *args: Any, limit: float = FAST_S, **kwargs: Any) -> httpx.Response:
+    """Send a request and check that it was answered within `limit` seconds."""
+    start = time.perf_counter()
+    response = send(*args, **kwargs)
+    elapsed = time.perf_counter() - start
+    assert elapsed < limit, f"answered in {elapsed:.2f} s (limit {limit} s)"
+    return response
+
+
+def assert_error(response: httpx.Response, status: int, code: str | set[str]) -> dict[str, Any]:
+    """The contract's error body with the expected status and code; returns the error object."""
+    assert response.status_code == status, (response.status_code, response.text[:500])
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error"}, body
+    error = body["error"]
+    assert set(error) == {"code", "message", "details"}, error
+    codes = {code} if isinstance(code, str) else code
+    assert error["code"] in codes, error
+    assert isinstance(error["message"], str) and error["message"], error
+    return error

@@ -1,0 +1,113 @@
+"""Properties every registered method must have, generated from the registry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from explainers.errors import InvalidParams, InvalidTarget
+from explainers.models.handle import LocalModel, RawInput
+from explainers.params import parse_params
+from explainers.registry import all_methods, get_method
+from explainers.types import Modality
+from tests.explainers.conftest import raw_for
+
+CASES = [(name, modality) for name, cls in all_methods().items()
+         for modality in sorted(cls.modalities, key=lambda m: m.value)]
+TINY = {Modality.IMAGE: "tiny-image", Modality.TEXT: "tiny-text", Modality.TABULAR: "tiny-tabular"}
+
+
+def hooks_left(module: torch.nn.Module) -> int:
+    return sum(len(m._forward_hooks) + len(m._backward_hooks) + len(m._forward_pre_hooks)
+               for m in module.modules())
+
+
+def explain(name: str, model: LocalModel, raw: RawInput, target=None, **params):
+    cls = get_method(name)
+    return cls().explain(model, raw, parse_params(cls.Params, params), target=target)
+
+
+@pytest.mark.parametrize("name,modality", CASES, ids=[f"{n}-{m.value}" for n, m in CASES])
+def test_shape_finiteness_determinism_and_no_leftover_hooks(tiny_registry, name, modality):
+    model = tiny_registry.get(TINY[modality])
+    raw = raw_for(model, seed=3)
+    if modality is Modality.IMAGE:  # a size other than the model's: the map comes back at this size
+        raw = RawInput(image=np.random.default_rng(3).integers(0, 256, size=(21, 35, 3), dtype=np.uint8))
+    first = explain(name, model, raw)
+    second = explain(name, model, raw)
+    expected = {Modality.IMAGE: (21, 35), Modality.TEXT: (len(first.tokens or []),),
+                Modality.TABULAR: (len(first.feature_names or []),)}[modality]
+    assert expected[0] > 0
+    assert first.attribution.shape == expected
+    assert first.attribution.dtype == np.float32
+    assert np.isfinite(first.attribution).all()
+    np.testing.assert_array_equal(first.attribution, second.attribution)
+    assert hooks_left(model.module) == 0
+    if not first.signed:
+        assert first.attribution.min() >= 0
+    assert first.target == first.predictions[0]
+    assert first.details["explained"] == "logits"
+
+
+@pytest.mark.parametrize("name,modality", CASES, ids=[f"{n}-{m.value}" for n, m in CASES])
+def test_target_selection_changes_the_explanation(tiny_registry, name, modality):
+    model = tiny_registry.get(TINY[modality])
+    raw = raw_for(model, seed=4)
+    by_label = explain(name, model, raw, target=model.labels[1])
+    by_index = explain(name, model, raw, target=1)
+    other = explain(name, model, raw, target=0)
+    assert by_label.target.index == by_index.target.index == 1
+    np.testing.assert_array_equal(by_label.attribution, by_index.attribution)
+    assert not np.array_equal(by_index.attribution, other.attribution)
+    with pytest.raises(InvalidTarget):
+        explain(name, model, raw, target=len(model.labels))
+    with pytest.raises(InvalidTarget):
+        explain(name, model, raw, target="no such label")
+
+
+@pytest.mark.parametrize("name,modality", CASES, ids=[f"{n}-{m.value}" for n, m in CASES])
+def test_probabilities_can_be_explained(tiny_registry, name, modality):
+    model = tiny_registry.get(TINY[modality])
+    raw = raw_for(model, seed=5)
+    probs = explain(name, model, raw, score="probabilities")
+    logits = explain(name, model, raw)
+    assert probs.details["explained"] == "probabilities"
+    assert not np.allclose(probs.attribution, logits.attribution)
+
+
+def test_hooks_are_removed_when_a_method_fails(tiny_registry):
+    model = tiny_registry.get("tiny-image")
+    raw = raw_for(model)
+    for layer in ["no.such.layer", "2"]:  # unknown; a layer whose output is not a 4-D map
+        with pytest.raises(InvalidParams):
+            explain("gradcam", model, raw, layer=layer)
+    assert hooks_left(model.module) == 0
+
+
+def test_seed_controls_smoothgrad(tiny_registry):
+    model = tiny_registry.get("tiny-image")
+    raw = raw_for(model)
+    a = explain("smoothgrad", model, raw, seed=1).attribution
+    b = explain("smoothgrad", model, raw, seed=2).attribution
+    assert not np.array_equal(a, b)
+
+
+def test_integrated_gradients_converges_with_more_steps(tiny_registry):
+    model = tiny_registry.get("tiny-image")
+    raw = raw_for(model)
+    runs = [explain("integrated_gradients", model, raw, n_steps=n).details for n in (2, 16, 256)]
+    gaps = [abs(r["completeness_gap"]) for r in runs]
+    assert gaps[2] < gaps[0] and gaps[2] < 2e-3 * abs(runs[2]["score_difference"]), gaps
+
+
+@pytest.mark.parametrize("name,modality", CASES, ids=[f"{n}-{m.value}" for n, m in CASES])
+def test_every_params_model_rejects_unknown_keys_and_has_bounds(name, modality):
+    cls = all_methods()[name]
+    with pytest.raises(InvalidParams):
+        parse_params(cls.Params, {"not_a_param": 1})
+    for field_name, field in cls.Params.model_fields.items():
+        assert field.description, f"{name}.{field_name} has no description"
+        if field.annotation in (int, float):
+            bounds = {type(m).__name__ for m in field.metadata}
+            assert {"Ge", "Le"} <= bounds, f"{name}.{field_name} is unbounded"
