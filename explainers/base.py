@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -25,12 +26,20 @@ class Attribution:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+Progress = Callable[[float], None]
+
+
 class Context:
-    """Per-call state handed to a method: the prepared input, the target, the score."""
+    """Per-call state handed to a method: the prepared input, the target, the score.
+
+    `progress(fraction)` is called as work completes; it may raise to cancel the call.
+    """
 
     def __init__(self, model: LocalModel, inputs: ModelInput, target: int | str | None,
-                 score: str, top_k: int) -> None:
+                 score: str, top_k: int, progress: Progress | None = None) -> None:
         self.model = model
+        self.progress: Progress = progress or (lambda _fraction: None)
+        self.evaluations = 0
         self.inputs = inputs
         self._requested = target
         self.score_kind = "probabilities" if score == "probabilities" or model.manifest.output == "probabilities" \
@@ -68,6 +77,27 @@ class Context:
                 self.observe(self.forward(self.x))
         assert self._target is not None
         return self._target
+
+    def predict(self, batch: torch.Tensor, batch_size: int, *, done: float = 0.0,
+                share: float = 1.0) -> torch.Tensor:
+        """Probabilities [N, K] of native inputs [N, ...], `batch_size` rows per model call.
+
+        Progress moves from `done` to `done + share` over the batches.
+        """
+        assert self.inputs.native_forward is not None
+        outs = []
+        n = batch.shape[0]
+        with torch.inference_mode():
+            for start in range(0, n, batch_size):
+                chunk = batch[start:start + batch_size]
+                outs.append(self.model.probabilities(self.inputs.native_forward(chunk)).float())
+                self.evaluations += chunk.shape[0]
+                self.progress(min(1.0, done + share * min(n, start + batch_size) / n))
+        return torch.cat(outs) if outs else torch.empty(0, len(self.model.labels))
+
+    def target_probabilities(self, batch: torch.Tensor, batch_size: int, **kw: float) -> torch.Tensor:
+        """The explained class's probability for each native input [N, ...] -> [N]."""
+        return self.predict(batch, batch_size, **kw)[:, self.target()]
 
     def score(self, outputs: torch.Tensor) -> torch.Tensor:
         """The explained score of the target for each row of a batch of outputs [B, K] -> [B]."""
@@ -111,12 +141,12 @@ class Explainer:
         raise NotImplementedError
 
     def explain(self, model: LocalModel, raw: RawInput, params: Params, *,
-                target: int | str | None = None, top_k: int = 5) -> Explanation:
+                target: int | str | None = None, top_k: int = 5, progress: Progress | None = None) -> Explanation:
         """Prepare the input, run the method under the model's lock, map back to the input."""
         t0 = time.perf_counter()
         with model.lock:
             inputs = model.prepare(raw)
-            ctx = Context(model, inputs, target, params.score, top_k)
+            ctx = Context(model, inputs, target, params.score, top_k, progress)
             t1 = time.perf_counter()
             result = self._attribute(ctx, params)
             ctx.target()
@@ -130,6 +160,8 @@ class Explainer:
         attribution = np.ascontiguousarray(values, dtype=np.float32)
         assert ctx.target_prediction is not None
         details = {"explained": ctx.score_kind, **result.details}
+        if ctx.evaluations:
+            details["model_evaluations"] = ctx.evaluations
         return Explanation(
             method=self.name, model_id=model.id, modality=model.modality, attribution=attribution,
             target=ctx.target_prediction, predictions=ctx.predictions, signed=self.signed, details=details,

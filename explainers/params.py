@@ -33,3 +33,11 @@ def parse_params(model: type[Params], raw: dict[str, Any] | None) -> Params:
                   for e in exc.errors(include_url=False)]
         raise InvalidParams("invalid params: " + "; ".join(f"{e['param']}: {e['message']}" for e in errors),
                             details=errors) from None
+
+
+class BlackBoxParams(SeededParams):
+    """Perturbation methods see only the model's probabilities."""
+
+    score: Literal["probabilities"] = Field(  # type: ignore[assignment]
+        "probabilities", description="black-box methods explain the target's probability")
+    batch_size: int = Field(64, ge=1, le=4096, description="perturbed inputs per model call")

@@ -37,12 +37,20 @@ class ModelInput:
 
     `x` is [1, ...] (normalised image, token embeddings, or features); `forward`
     maps a batch [B, ...] of such points to the model's outputs [B, n_classes].
+    `native` is what the model itself takes (the same as `x`, but token ids for
+    text), with `native_forward`: perturbation methods work there.
     """
+
+    def __post_init__(self) -> None:
+        if self.native is None:
+            self.native, self.native_forward = self.x, self.forward
 
     x: torch.Tensor
     forward: Forward
     baselines: dict[str, Callable[[], torch.Tensor]]
     default_baseline: str
+    native: torch.Tensor | None = None
+    native_forward: Forward | None = None
     image: np.ndarray | None = None
     tokens: list[str] = field(default_factory=list)
     features: np.ndarray | None = None
@@ -177,7 +185,7 @@ class LocalModel:
             return lambda: embedding(torch.full_like(ids, token_id)).detach()
 
         return ModelInput(
-            x=x, forward=forward, tokens=tokens, default_baseline="pad",
+            x=x, forward=forward, tokens=tokens, default_baseline="pad", native=ids, native_forward=self.module,
             baselines={"pad": filled(self.tokenizer.pad_id), "unk": filled(self.tokenizer.unk_id),
                        "zero": lambda: torch.zeros_like(x)})
 

@@ -1,0 +1,172 @@
+"""How features are hidden: one module for every perturbation method.
+
+A masker turns binary masks over interpretable features (superpixels, tokens,
+tabular features) into the model's own inputs; `value` evaluates the explained
+class's probability for each mask in batches, composing each batch only when it
+is needed (a RISE run over thousands of masks never holds them all as images).
+Images also take soft pixel masks (occlusion windows, RISE).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+from PIL import Image
+from pydantic import Field
+
+from explainers.base import Context
+from explainers.params import BlackBoxParams
+from explainers.types import Modality
+
+Segmentation = Literal["slic", "quickshift", "felzenszwalb", "grid"]
+ImageFill = Literal["mean", "black", "white", "zero", "blur"]
+TokenFill = Literal["pad", "unk"]
+
+
+class Masker:
+    """Binary masks [N, M] over M features (True = keep the input's value) -> model inputs."""
+
+    n_features: int
+    names: list[str]
+    rows_per_mask: int = 1
+
+    def compose(self, masks: np.ndarray) -> torch.Tensor:
+        raise NotImplementedError
+
+    def to_map(self, values: np.ndarray) -> np.ndarray | torch.Tensor:
+        """Per-feature values [M] -> the attribution's own shape (pixels for images)."""
+        return values
+
+    def value(self, ctx: Context, masks: np.ndarray, batch_size: int, *, done: float = 0.0,
+              share: float = 1.0) -> np.ndarray:
+        """The explained class's probability for each mask [N] (averaged over background rows)."""
+        n = len(masks)
+        per_call = max(1, batch_size // self.rows_per_mask)
+        out = np.empty(n, dtype=np.float64)
+        for start in range(0, n, per_call):
+            chunk = masks[start:start + per_call]
+            probs = ctx.target_probabilities(self.compose(chunk), batch_size,
+                                              done=done + share * start / n, share=share * len(chunk) / n)
+            out[start:start + len(chunk)] = probs.view(len(chunk), self.rows_per_mask).mean(1).double().cpu().numpy()
+        return out
+
+
+def model_sized_rgb(ctx: Context) -> np.ndarray:
+    """The request image resized to the model's input size (RGB uint8)."""
+    spec = ctx.model.manifest.image
+    assert spec is not None and ctx.inputs.image is not None
+    height, width = spec.size
+    img = Image.fromarray(ctx.inputs.image)
+    if img.size != (width, height):
+        img = img.resize((width, height), Image.Resampling.BILINEAR)
+    return np.asarray(img)
+
+
+def segment(rgb: np.ndarray, method: Segmentation, n_segments: int, seed: int = 0) -> np.ndarray:
+    """Superpixel labels [H, W] numbered 0..n-1 (scikit-image; `grid` is a plain square grid)."""
+    from skimage import segmentation as seg
+
+    height, width = rgb.shape[:2]
+    if method == "slic":
+        labels = seg.slic(rgb, n_segments=n_segments, compactness=10, start_label=0)
+    elif method == "quickshift":
+        labels = seg.quickshift(rgb, kernel_size=4, max_dist=200, ratio=0.2, rng=seed)
+    elif method == "felzenszwalb":
+        labels = seg.felzenszwalb(rgb, scale=max(1.0, height * width / max(n_segments, 1) / 4), sigma=0.8,
+                                  min_size=max(4, height * width // (4 * max(n_segments, 1))))
+    else:
+        side = max(1, int(round(np.sqrt(height * width / max(n_segments, 1)))))
+        rows, cols = np.arange(height)[:, None] // side, np.arange(width)[None, :] // side
+        labels = rows * ((width + side - 1) // side) + cols
+    _, dense = np.unique(labels, return_inverse=True)
+    return dense.reshape(height, width).astype(np.int64)
+
+
+class ImageSegments(Masker):
+    """Superpixels of the model-sized image; a hidden superpixel takes the fill's pixels."""
+
+    def __init__(self, ctx: Context, labels: np.ndarray, fill: ImageFill) -> None:
+        self.x = ctx.x
+        self.labels = torch.from_numpy(labels).to(ctx.x.device)
+        self.n_features = int(labels.max()) + 1
+        self.names = [f"superpixel {i}" for i in range(self.n_features)]
+        if fill == "mean":
+            flat = ctx.x[0].flatten(1)  # [C, H*W]
+            sums = torch.zeros(flat.shape[0], self.n_features, device=flat.device).index_add_(
+                1, self.labels.flatten(), flat)
+            counts = torch.bincount(self.labels.flatten(), minlength=self.n_features).clamp(min=1)
+            self.fill = (sums / counts)[:, self.labels][None]
+        else:
+            self.fill = ctx.inputs.baseline(fill)
+
+    def compose(self, masks: np.ndarray) -> torch.Tensor:
+        keep = torch.from_numpy(np.asarray(masks, dtype=np.float32)).to(self.x.device)[:, self.labels]
+        return compose_pixels(self.x, self.fill, keep[:, None])
+
+    def to_map(self, values: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(values, dtype=np.float32)).to(self.labels.device)[self.labels]
+
+
+def compose_pixels(x: torch.Tensor, fill: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Soft pixel masks [N, 1, H, W] in [0, 1]: 1 keeps the input, 0 shows the fill."""
+    return fill + keep * (x - fill)
+
+
+class Tokens(Masker):
+    """Tokens; a hidden token becomes the pad (or unk) token, keeping positions."""
+
+    def __init__(self, ctx: Context, fill: TokenFill) -> None:
+        tokenizer = ctx.model.tokenizer
+        assert tokenizer is not None and ctx.inputs.native is not None
+        self.ids = ctx.inputs.native
+        self.fill_id = tokenizer.pad_id if fill == "pad" else tokenizer.unk_id
+        self.names = list(ctx.inputs.tokens)
+        self.n_features = len(self.names)
+
+    def compose(self, masks: np.ndarray) -> torch.Tensor:
+        keep = torch.from_numpy(np.asarray(masks, dtype=bool)).to(self.ids.device)
+        return torch.where(keep, self.ids, torch.full_like(self.ids, self.fill_id))
+
+
+class TabularFeatures(Masker):
+    """Features; a hidden feature takes background values, averaged over background rows."""
+
+    def __init__(self, ctx: Context, n_background: int, seed: int) -> None:
+        background = ctx.model.background
+        assert background is not None
+        rng = np.random.default_rng(seed)
+        if len(background) > n_background:
+            background = background[np.sort(rng.choice(len(background), n_background, replace=False))]
+        self.background = torch.from_numpy(background).to(ctx.x.device)
+        self.x = ctx.x
+        self.names = ctx.model.feature_names
+        self.n_features = len(self.names)
+        self.rows_per_mask = len(background)
+
+    def compose(self, masks: np.ndarray) -> torch.Tensor:
+        keep = torch.from_numpy(np.asarray(masks, dtype=bool)).to(self.x.device)  # [N, F]
+        out = torch.where(keep[:, None, :], self.x[None], self.background[None])  # [N, R, F]
+        return out.reshape(-1, self.n_features)
+
+
+class FeatureMaskParams(BlackBoxParams):
+    """How features are defined and hidden, per modality (fields of other modalities are ignored)."""
+
+    segmentation: Segmentation = Field("slic", description="image: superpixel algorithm (scikit-image), or a grid")
+    n_segments: int = Field(50, ge=2, le=2000, description="image: about how many superpixels")
+    fill: ImageFill = Field("mean", description="image: what a hidden superpixel shows (mean: its own mean colour)")
+    mask_token: TokenFill = Field("pad", description="text: the token that replaces a hidden token")
+    n_background: int = Field(50, ge=1, le=1000, description="tabular: background rows a hidden feature is drawn from")
+
+
+def feature_masker(ctx: Context, p: FeatureMaskParams) -> Masker:
+    """The masker for the request's modality."""
+    modality = ctx.model.modality
+    if modality is Modality.IMAGE:
+        labels = segment(model_sized_rgb(ctx), p.segmentation, p.n_segments, p.seed)
+        return ImageSegments(ctx, labels, p.fill)
+    if modality is Modality.TEXT:
+        return Tokens(ctx, p.mask_token)
+    return TabularFeatures(ctx, p.n_background, p.seed)

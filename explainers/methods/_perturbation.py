@@ -1,0 +1,16 @@
+"""Base of the black-box methods: they call only `ctx.predict` (probabilities)."""
+
+from __future__ import annotations
+
+from explainers.base import Explainer
+from explainers.types import Execution, Modality, Requires
+
+ALL_MODALITIES = frozenset({Modality.IMAGE, Modality.TEXT, Modality.TABULAR})
+
+
+class PerturbationExplainer(Explainer):
+    """A method that needs only predictions, runs as a job, and reports progress."""
+
+    execution = Execution.ASYNC
+    requires = Requires.PREDICTIONS
+    signed = True
