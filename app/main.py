@@ -13,7 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from app.errors import install_error_handlers
 from app.metrics import Metrics
 from app.middleware import BodyLimit, RequestMetrics
-from app.routes import explain, health, methods, models
+from app.routes import explain, health, jobs, methods, models
 from app.schemas import ExplainRequest
 from app.settings import Settings
 
@@ -30,7 +30,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         service.start()
-        yield
+        try:
+            yield
+        finally:
+            service.stop()
 
     app = FastAPI(title="Explanation service", version=API_VERSION, lifespan=lifespan,
                   description="Attribution maps, overlays and the numbers behind them for deep-learning models.")
@@ -38,7 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.service = service
     app.state.metrics = Metrics()
     install_error_handlers(app)
-    for module in (health, models, methods, explain):
+    for module in (health, models, methods, explain, jobs):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
+from collections.abc import Mapping
 from typing import Any
 
+from app.embedded import EmbeddedRedis, WorkerSupervisor
+from app.jobs import JobClient, QueueUnavailable, connect
 from app.settings import Settings
+from explainers.base import resolve_target
+from explainers.errors import ServiceError
 from explainers.models.registry import ModelRegistry
+from explainers.registry import get_method
 from explainers.service import ExplanationService, Limits
 
 log = logging.getLogger(__name__)
 
 
 class ApiService(ExplanationService):
-    """The explanation service plus start-up loading and readiness."""
+    """The explanation service plus start-up loading, the job queue and readiness."""
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(ModelRegistry(settings.model_dir, settings.device),
@@ -22,7 +29,12 @@ class ApiService(ExplanationService):
         self.settings = settings
         self._loaded = threading.Event()
         self._failures: dict[str, str] = {}
+        self.jobs: JobClient | None = None
+        self.embedded: EmbeddedRedis | None = None
+        self.supervisor: WorkerSupervisor | None = None
+        self._stop = threading.Event()
 
+    # -- life cycle ----------------------------------------------------------------------------
     def start(self) -> None:
         mode = self.settings.preload
         if mode == "startup":
@@ -31,6 +43,36 @@ class ApiService(ExplanationService):
             threading.Thread(target=self._preload, name="model-preload", daemon=True).start()
         else:
             self._loaded.set()
+        self._start_queue()
+
+    def _start_queue(self) -> None:
+        s = self.settings
+        url = s.redis_url
+        if url is None:
+            self.embedded = EmbeddedRedis(s.state_dir)
+            url = self.embedded.start()
+            if s.embedded_workers:
+                self.supervisor = WorkerSupervisor(url, s.embedded_workers, env={"XAI_MODEL_DIR": str(s.model_dir)})
+                self.supervisor.start()
+        self.jobs = JobClient(connect(url), s.queue_name, job_timeout=s.job_timeout, result_ttl=s.result_ttl,
+                              failure_ttl=s.failure_ttl, retries=s.job_retries)
+        threading.Thread(target=self._reap, name="reaper", daemon=True).start()
+
+    def _reap(self) -> None:
+        """Jobs of killed workers are retried or failed even when no other worker is left to notice."""
+        while not self._stop.wait(5.0):
+            try:
+                if self.jobs is not None:
+                    self.jobs.reap()
+            except Exception as exc:  # Redis down: readiness reports it
+                log.debug("reaper: %s", exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.supervisor is not None:
+            self.supervisor.stop()
+        if self.embedded is not None:
+            self.embedded.stop()
 
     def _preload(self) -> None:
         self._failures = self.registry.load_all()
@@ -46,7 +88,36 @@ class ApiService(ExplanationService):
             reasons["models"] = {"failed": self._failures}
         if not self.registry.ids():
             reasons["registry"] = f"no model bundles in {self.registry.folder}"
+        if self.registry.broken:
+            reasons["bundles"] = {"unreadable": self.registry.broken}
+        try:
+            self.job_client().ping()
+        except ServiceError as exc:
+            reasons["queue"] = exc.message
         return {"ready": not reasons, "reasons": reasons or None}
+
+    # -- async requests ------------------------------------------------------------------------
+    def job_client(self) -> JobClient:
+        if self.jobs is None:
+            raise QueueUnavailable("the job queue is not started")
+        return self.jobs
+
+    def execution(self, method: str) -> str:
+        return get_method(method).execution.value
+
+    def submit(self, method: str, model_id: str, payload: Mapping[str, Any], *, target: int | str | None,
+               params: Mapping[str, Any] | None, output: Mapping[str, Any], top_k: int) -> str:
+        """Check the request as a sync call would, then enqueue it; returns the job id."""
+        prepared = self.prepare(method, model_id, payload, params)
+        if target is not None:
+            resolve_target(target, prepared.model.labels, 0)
+        data = dict(payload)
+        if isinstance(data.get("image"), bytes):
+            data["image"] = base64.b64encode(data["image"]).decode("ascii")
+        return self.job_client().submit({
+            "method": method, "model_id": model_id, "input": data, "target": target,
+            "params": prepared.params.model_dump(mode="json"), "output": dict(output), "top_k": top_k,
+            "attribution_encoding": output.get("attribution", "base64")})
 
 
 def build_service(settings: Settings) -> ApiService:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
 
 from explainers.render.colormaps import COLORMAPS
 
@@ -46,7 +46,7 @@ class OutputSpec(_Body):
 class ExplainRequest(_Body):
     model_id: str = Field(min_length=1, max_length=200)
     input: Input
-    target: int | str | None = Field(None, description="null: top-1 class; else a class index or a label")
+    target: StrictInt | StrictStr | None = Field(None, description="null: top-1 class; else a class index or a label")
     params: dict[str, Any] = Field(default_factory=dict, description="the method's parameters (see /methods)")
     output: OutputSpec = Field(default_factory=OutputSpec)
     top_k: int = Field(5, ge=1, le=100, description="predictions reported")
@@ -137,3 +137,27 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
                        (415, "unsupported media type"), (422, "invalid params, target or input"),
                        (503, "backend unavailable")]
 }
+
+
+class JobLinks(BaseModel):
+    self: str
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+    status: Literal["queued", "started", "finished", "failed", "canceled"]
+    links: JobLinks
+
+
+class JobState(BaseModel):
+    job_id: str
+    status: Literal["queued", "started", "finished", "failed", "canceled"]
+    progress: float = Field(ge=0, le=1)
+    method: str | None
+    model_id: str | None
+    created_at: str | None
+    started_at: str | None
+    ended_at: str | None
+    attempts: int = Field(description="runs so far, retries after a lost worker included")
+    result: Explanation | None
+    error: ErrorDetail | None

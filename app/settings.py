@@ -21,7 +21,20 @@ class Settings(BaseSettings):
     preload: Literal["background", "startup", "lazy"] = Field(
         "background", description="load every model in a background thread at start, before serving, or on first use")
     max_body_bytes: int = Field(25 * 2**20, ge=1024, le=2**31, description="largest request body accepted")
-    max_image_pixels: int = Field(40_000_000, ge=64, le=500_000_000, description="largest decoded image, in pixels")
+    max_image_pixels: int = Field(40_000_000, ge=64, le=178_000_000,
+                                  description="largest decoded image, in pixels (Pillow refuses more than ~178 M)")
     max_text_chars: int = Field(100_000, ge=1, le=10_000_000)
     torch_threads: int = Field(0, ge=0, le=256, description="torch intra-op threads; 0 keeps torch's default")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    redis_url: str | None = Field(None, description="Redis for the job queue; unset: start an embedded Redis "
+                                  "and one worker process")
+    queue_name: str = Field("explanations", min_length=1, max_length=100)
+    state_dir: Path = Field(Path.home() / ".cache" / "xai-service",
+                            description="embedded mode: where the embedded Redis keeps its socket and data")
+    embedded_workers: int = Field(1, ge=0, le=16, description="embedded mode: worker processes to supervise")
+    job_timeout: int = Field(900, ge=10, le=86400, description="seconds a job may run")
+    result_ttl: int = Field(3600, ge=10, le=30 * 86400, description="seconds a finished job's result is kept")
+    failure_ttl: int = Field(86400, ge=10, le=30 * 86400, description="seconds a failed job is kept")
+    job_retries: int = Field(2, ge=0, le=10, description="retries of a job whose worker died or was stopped")
+    max_wait: float = Field(60.0, ge=0, le=600, description="longest ?wait= an async request may hold")

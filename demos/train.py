@@ -1,15 +1,22 @@
-"""A tiny seeded training loop shared by the demo models."""
+"""A tiny seeded training loop and the bundle writer shared by the demo models."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from pathlib import Path
+from typing import Any
 
 import torch
+from safetensors.torch import save_file
 from torch import nn
+
+from explainers.models.manifest import MANIFEST_NAME, read_manifest
 
 log = logging.getLogger(__name__)
 
+WEIGHTS_NAME = "weights.safetensors"
 
 
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_size: int, lr: float,
@@ -48,3 +55,14 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     for i in range(0, len(x), batch_size):
         correct += int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
     return correct / max(len(x), 1)
+
+
+def save_bundle(folder: Path, manifest: dict[str, Any], model: nn.Module, metrics: dict[str, Any]) -> Path:
+    """Write `weights.safetensors`, `model.json` and `metrics.json` into `folder` and validate the manifest."""
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / WEIGHTS_NAME))
+    (folder / MANIFEST_NAME).write_text(json.dumps({**manifest, "weights": WEIGHTS_NAME}, indent=2) + "\n")
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    read_manifest(folder)
+    return folder

@@ -63,7 +63,7 @@ class Context:
             labels = self.model.labels
             if probs.shape[0] != len(labels):
                 raise ValueError(f"the model returned {probs.shape[0]} scores for {len(labels)} labels")
-            target = _resolve_target(self._requested, labels, int(probs.argmax()))
+            target = resolve_target(self._requested, labels, int(probs.argmax()))
             top = probs.topk(min(self.top_k, len(labels)))
             self.predictions = [Prediction(int(i), labels[int(i)], float(s)) for s, i in zip(top.values, top.indices)]
             self.target_prediction = Prediction(target, labels[target], float(probs[target]))
@@ -107,7 +107,7 @@ class Context:
         return outputs[:, target]
 
 
-def _resolve_target(requested: int | str | None, labels: list[str], top1: int) -> int:
+def resolve_target(requested: int | str | None, labels: list[str], top1: int) -> int:
     if requested is None:
         return top1
     if isinstance(requested, bool):

@@ -41,7 +41,7 @@ def decode_image(data: bytes, *, max_pixels: int) -> np.ndarray:
         raise InvalidImage("the image is empty")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own pixel limit decides
             img = Image.open(io.BytesIO(data), formats=sorted(ALLOWED_FORMATS))
             width, height = img.size
             if width < 1 or height < 1:
@@ -52,7 +52,10 @@ def decode_image(data: bytes, *, max_pixels: int) -> np.ndarray:
                     code="image_too_large", details={"width": width, "height": height, "max_pixels": max_pixels})
             img.load()
             img = ImageOps.exif_transpose(img)
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
+        raise PayloadTooLarge(f"the image has too many pixels: {exc}", code="image_too_large",
+                              details={"max_pixels": max_pixels}) from None
+    except UnidentifiedImageError as exc:
         raise InvalidImage(f"the image could not be decoded: {exc}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidImage(f"the image is truncated or corrupt: {exc}") from None
@@ -60,10 +63,13 @@ def decode_image(data: bytes, *, max_pixels: int) -> np.ndarray:
 
 
 def _to_rgb(img: Image.Image) -> np.ndarray:
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+    if img.mode.startswith("I") or img.mode == "F":
+        # 16-bit (and 32-bit integer) samples scale by their type's range, not by the image's own maximum;
+        # float images are taken as [0, 1].
         arr = np.asarray(img, dtype=np.float64)
-        top = arr.max() or 1.0
-        img = Image.fromarray((arr / top * 255).astype(np.uint8))
+        scale = 255.0 if img.mode == "F" else (255.0 / 65535.0 if img.mode.startswith("I;16") or arr.max() > 255
+                                               else 1.0)
+        img = Image.fromarray(np.clip(np.rint(arr * scale), 0, 255).astype(np.uint8))
     if img.mode == "P":
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA"):
@@ -103,14 +109,26 @@ def parse_features(raw: Any, names: Sequence[str],
     out = np.empty(len(names), dtype=np.float64)
     bad: list[str] = []
     for i, (name, value) in enumerate(zip(names, values)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        number = _finite(value)
+        if number is None:
             bad.append(name)
             continue
-        out[i] = float(value)
+        out[i] = number
         allowed = categorical.get(name)
-        if allowed is not None and float(value) not in {float(a) for a in allowed}:
+        if allowed is not None and number not in {float(a) for a in allowed}:
             bad.append(name)
     if bad:
         raise InvalidInput("features must be finite numbers (and allowed values for categorical features)",
                            code="invalid_features", details={"invalid": bad})
     return out
+
+
+def _finite(value: Any) -> float | None:
+    """The value as a finite float, or None (booleans, strings, NaN, infinities, overflowing ints)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None

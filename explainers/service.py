@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from explainers.base import Explainer
+from explainers.base import Explainer, Progress
 from explainers.errors import InvalidInput, MethodNotSupported
 from explainers.inputs import b64decode, decode_image, parse_features, validate_text
 from explainers.models.handle import LocalModel, RawInput
@@ -96,11 +96,12 @@ class ExplanationService:
 
     def explain(self, method: str, model_id: str, payload: Mapping[str, Any], *, target: int | str | None = None,
                 params: Mapping[str, Any] | None = None, output: OutputOptions | None = None,
-                top_k: int = 5) -> dict[str, Any]:
+                top_k: int = 5, progress: Progress | None = None) -> dict[str, Any]:
         t0 = time.perf_counter()
         prepared = self.prepare(method, model_id, payload, params)
         t1 = time.perf_counter()
-        expl = prepared.method().explain(prepared.model, prepared.raw, prepared.params, target=target, top_k=top_k)
+        expl = prepared.method().explain(prepared.model, prepared.raw, prepared.params, target=target, top_k=top_k,
+                                         progress=progress)
         t2 = time.perf_counter()
         options = output or OutputOptions()
         rendered = render(expl, options)

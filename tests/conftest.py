@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,11 @@ import pytest
 from PIL import Image
 
 from tests.bundles import make_tiny_bundles
+
+# Apps built by tests without a Redis URL run the embedded Redis in a private folder, with no
+# worker processes unless a test asks for them.
+os.environ["XAI_STATE_DIR"] = tempfile.mkdtemp(prefix="xai-state-")
+os.environ["XAI_EMBEDDED_WORKERS"] = "0"
 
 
 @pytest.fixture(scope="session")

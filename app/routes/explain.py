@@ -6,13 +6,15 @@ import json
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from app.deps import ServiceDep, SettingsDep
-from app.schemas import ERROR_RESPONSES, ExplainRequest, Explanation
+from app.routes.jobs import public_state
+from app.schemas import ERROR_RESPONSES, ExplainRequest, Explanation, JobAccepted
 from explainers.errors import InvalidInput, ServiceError
 from explainers.serialize import OutputOptions
 
@@ -52,7 +54,7 @@ def _reject_constant(name: str) -> float:
 def _loads(text: str | bytes, what: str) -> Any:
     try:
         return json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidJson(f"{what} is not valid JSON: {exc}") from None
 
 
@@ -86,9 +88,12 @@ async def _from_multipart(request: Request, max_bytes: int) -> tuple[ExplainRequ
 
 
 @router.post("/explain/{method}", operation_id="explain", response_model=Explanation,
-             responses=ERROR_RESPONSES, openapi_extra=_BODY)
-async def explain(method: str, request: Request, service: ServiceDep, settings: SettingsDep) -> dict[str, Any]:
-    """Explain one input with a method; sync methods answer with the explanation."""
+             responses={**ERROR_RESPONSES, 202: {"model": JobAccepted, "description": "an async method's job"}},
+             openapi_extra=_BODY)
+async def explain(method: str, request: Request, service: ServiceDep, settings: SettingsDep,
+                  wait: float | None = Query(None, ge=0, le=600, description="async methods: seconds to hold "
+                                             "the request for the job to end")) -> Any:
+    """Explain one input. Sync methods answer 200 with the explanation; async ones 202 with a job."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         body, image = await _from_multipart(request, settings.max_body_bytes)
@@ -100,6 +105,17 @@ async def explain(method: str, request: Request, service: ServiceDep, settings: 
         raise UnsupportedMediaType(f"content type {content_type!r} is not accepted; "
                                    "send application/json or multipart/form-data")
     out = body.output
+    if service.execution(method) == "async":
+        job_id = await run_in_threadpool(service.submit, method, body.model_id, payload, target=body.target,
+                                         params=body.params, output=out.model_dump(), top_k=body.top_k)
+        state = {"status": "queued"}
+        if wait:
+            state = await run_in_threadpool(service.job_client().wait, job_id, min(wait, settings.max_wait))
+            if state["status"] == "finished":
+                return public_state(state)["result"]
+        location = f"/jobs/{job_id}"
+        return JSONResponse({"job_id": job_id, "status": state["status"], "links": {"self": location}},
+                            status_code=202, headers={"Location": location})
     options = OutputOptions(overlay=out.overlay, colormap=out.colormap, alpha=out.alpha, attribution=out.attribution)
     return await run_in_threadpool(service.explain, method, body.model_id, payload, target=body.target,
                                    params=body.params, output=options, top_k=body.top_k)

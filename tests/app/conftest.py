@@ -30,7 +30,8 @@ FAST_S = 2.0  # every bad request is answered within this
 
 
 def make_client(model_dir: Path, **overrides: Any) -> TestClient:
-    settings = Settings(model_dir=model_dir, preload="startup", device="cpu", log_level="warning", **overrides)
+    options: dict[str, Any] = {"preload": "startup", "device": "cpu", "log_level": "warning", **overrides}
+    settings = Settings(model_dir=model_dir, **options)
     return TestClient(create_app(settings), raise_server_exceptions=False)
 
 
