@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from explainers.models.tokenizer import split_words
@@ -108,7 +107,11 @@ def encode(examples: Sequence[SentimentExample], vocab: Sequence[str], max_lengt
 
 
 class SentimentCNN(nn.Module):
-    """Embedding, a kernel-3 convolution with ReLU, max pooling over non-pad positions, a linear head."""
+    """Embedding, a kernel-3 convolution with ReLU, max pooling over non-pad positions, a linear head.
+
+    Pad positions (id 0) are zeroed after the ReLU, so right-padding a batch does not change a
+    row's logits, and replacing a token by `<pad>` removes it.
+    """
 
     def __init__(self, vocab_size: int, embed_dim: int = 32, num_classes: int = 2, channels: int = 64) -> None:
         super().__init__()
@@ -118,8 +121,8 @@ class SentimentCNN(nn.Module):
         self.head = nn.Linear(channels, num_classes)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        if ids.shape[1] < 3:
-            ids = F.pad(ids, (0, 3 - ids.shape[1]), value=0)
+        # The convolution is zero-padded, so any length >= 1 works; the embedding's output may be
+        # replaced by a hook (embedding attributions), so everything after it keys off `ids` only.
         emb = self.embedding(ids).transpose(1, 2)  # [B, E, L]
         h = self.relu(self.conv(emb)) * (ids != 0).unsqueeze(1).to(emb.dtype)
         return self.head(h.amax(dim=2))

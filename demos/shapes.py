@@ -66,7 +66,7 @@ def _star(n_points: int, inner: float) -> np.ndarray:
 def _outline(kind: str) -> list[np.ndarray]:
     """Unit-size polygons (x, y) of a shape kind, centred at 0; a cross is two bars."""
     if kind == "square":
-        return [np.array([[-0.8, -0.8], [0.8, -0.8], [0.8, 0.8], [-0.8, 0.8]])]
+        return [np.array([[-0.7, -0.7], [0.7, -0.7], [0.7, 0.7], [-0.7, 0.7]])]
     if kind == "triangle":
         a = np.pi / 2 + np.arange(3) * 2 * np.pi / 3
         return [np.stack([np.cos(a), np.sin(a)], axis=1)]
@@ -81,7 +81,7 @@ def _outline(kind: str) -> list[np.ndarray]:
 def _shape_mask(rng: np.random.Generator, kind: str, size: int) -> np.ndarray:
     """Boolean mask of one object at a random position, radius and rotation."""
     radius = rng.uniform(0.14, 0.26) * size
-    margin = radius + 1
+    margin = 1.1 * radius + 1  # every outline lies within 1.05 radius of the centre
     cy, cx = rng.uniform(margin, size - margin, size=2)
     mask = np.zeros((size, size), dtype=bool)
     if kind == "circle":

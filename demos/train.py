@@ -62,6 +62,7 @@ def save_bundle(folder: Path, manifest: dict[str, Any], model: nn.Module, metric
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
     save_file(state, str(folder / WEIGHTS_NAME))
+    (folder / WEIGHTS_NAME).chmod(0o644)
     (folder / MANIFEST_NAME).write_text(json.dumps({**manifest, "weights": WEIGHTS_NAME}, indent=2) + "\n")
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     read_manifest(folder)

@@ -41,7 +41,8 @@ class Discretizer:
         """Quartile bins (continuous) or value bins (categorical) of each background column."""
         bg = np.asarray(background, dtype=np.float64)
         sorted_bg = np.sort(bg, axis=0)
-        cuts, counts = [], []
+        cuts: list[np.ndarray] = []
+        counts: list[np.ndarray] = []
         for f, spec in enumerate(features):
             col = sorted_bg[:, f]
             if spec.kind == "categorical":

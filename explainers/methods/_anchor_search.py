@@ -2,16 +2,20 @@
 
 Independent of modality. An anchor is a tuple of predicate ids in the order they
 were added. `sample(anchors, counts)` draws `counts[i]` perturbations conditioned
-on `anchors[i]`, evaluates them all in one model call, and returns per anchor a
-boolean array: did the model keep the explained class? `coverage(anchor)` is the
+on `anchors[i]`, evaluates them all in one model call, and returns per anchor the
+hits [n] (did the model keep the explained class?) and, where the sampler allows
+reuse, which predicates each sample satisfies [n, P]. Reuse is exact when a sample
+of D(.|A) that satisfies p is a sample of D(.|A + p) (independent token/superpixel
+masks; rows drawn from the data conditioned on A): a new candidate A + p then
+starts with its parent's samples that satisfy p. `coverage(anchor)` is the
 fraction of unconditioned perturbations that satisfy the anchor.
 
 Validity follows the paper: an anchor is valid when the KL lower confidence bound
 of its precision at level `delta` (exploration rate log(1/delta)) reaches the
-threshold. Anchors whose interval still straddles the threshold are sampled
-further until it does not, or until the interval is narrower than `WIDTH`; an
-anchor left undecided then counts as not valid (its precision is too close to
-the threshold to be certified).
+threshold (not valid when its upper bound falls below). Anchors whose interval
+still straddles the threshold are sampled further until it does not, or until
+the whole interval lies within min(NEAR, (1 - threshold) / 2) of the threshold:
+such an anchor counts as not valid (too close to the threshold to certify).
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 Anchor = tuple[int, ...]
-SampleFn = Callable[[Sequence[Anchor], Sequence[int]], list[np.ndarray]]
+Sampled = tuple[np.ndarray, np.ndarray | None]  # hits [n] bool, satisfied predicates [n, P] bool or None
+SampleFn = Callable[[Sequence[Anchor], Sequence[int]], list[Sampled]]
 CoverageFn = Callable[[Anchor], float]
 
 K1, ALPHA = 405.5, 1.1  # exploration rate constants of KL-LUCB (Kaufmann & Kalyanakrishnan 2013)
 _EPS = 1e-12
-WIDTH = 0.02  # confidence-interval width below which an undecided anchor stops being sampled
+NEAR = 0.01  # an undecided anchor whose interval lies within min(NEAR, (1 - tau) / 2) of tau stops
 
 
 def kl_bernoulli(p: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -91,6 +96,7 @@ class AnchorSearch:
         self.used = 0
         self.exhausted = False
         self._stats: dict[frozenset[int], list[int]] = {}  # set -> [n, hits]
+        self._samples: dict[frozenset[int], list[Sampled]] = {}  # set -> its samples, kept for reuse
         self._ordered: dict[frozenset[int], Anchor] = {}
         self._coverage: dict[frozenset[int], float] = {}
 
@@ -117,20 +123,35 @@ class AnchorSearch:
         if not pairs:
             return
         results = self._sample([a for a, _ in pairs], [g for _, g in pairs])
-        for (anchor, g), hits in zip(pairs, results):
-            key = frozenset(anchor)
-            self._ordered.setdefault(key, anchor)
-            stat = self._stats.setdefault(key, [0, 0])
-            stat[0] += g
-            stat[1] += int(np.count_nonzero(hits))
+        for (anchor, g), (hits, satisfied) in zip(pairs, results):
+            self._record(anchor, hits, satisfied)
         self.used += sum(g for _, g in pairs)
+
+    def _record(self, anchor: Anchor, hits: np.ndarray, satisfied: np.ndarray | None) -> None:
+        key = frozenset(anchor)
+        self._ordered.setdefault(key, anchor)
+        stat = self._stats.setdefault(key, [0, 0])
+        stat[0] += len(hits)
+        stat[1] += int(np.count_nonzero(hits))
+        if satisfied is not None:
+            self._samples.setdefault(key, []).append((hits, satisfied))
+
+    def _inherit(self, parent: Anchor, child: Anchor) -> None:
+        """Start a new candidate with its parent's samples that satisfy the added predicate."""
+        samples = self._samples.get(frozenset(parent), [])
+        if samples and frozenset(child) not in self._stats:
+            hits = np.concatenate([h for h, _ in samples])
+            satisfied = np.concatenate([s for _, s in samples])
+            keep = satisfied[:, child[-1]]
+            self._record(child, hits[keep], satisfied[keep])
 
     # -- the two steps of the paper -----------------------------------------------------------
     def best_arms(self, cands: list[Anchor]) -> list[Anchor]:
         """KL-LUCB: the `beam_size` candidates of highest precision, up to epsilon, w.p. 1 - delta."""
         batch, beam = self.cfg.samples_per_round, self.cfg.beam_size
-        fresh = [a for a in cands if frozenset(a) not in self._stats]
-        self._draw(fresh, [batch] * len(fresh))
+        _, n = self._counts(cands)
+        short = [(a, batch - int(k)) for a, k in zip(cands, n) if k < batch]
+        self._draw([a for a, _ in short], [k for _, k in short])
         if len(cands) <= beam:
             return list(cands)
         t = 1
@@ -154,9 +175,10 @@ class AnchorSearch:
     def validate(self, anchors: list[Anchor]) -> list[bool]:
         """Sample until each anchor's lower bound reaches the threshold or its upper bound falls below."""
         beta, tau = float(np.log(1 / self.cfg.delta)), self.cfg.threshold
+        near = min(NEAR, (1 - tau) / 2)
         while True:
             lb, ub = kl_bounds(*self._counts(anchors), beta)
-            open_ = (lb < tau) & (ub >= tau) & (ub - lb >= WIDTH)
+            open_ = (lb < tau) & (ub >= tau) & ((ub >= tau + near) | (lb <= tau - near))
             if not open_.any() or self.exhausted:
                 return [bool(v) for v in lb >= tau]
             undecided = [a for a, o in zip(anchors, open_) if o]
@@ -177,6 +199,7 @@ class AnchorSearch:
                     continue
                 seen.add(key)
                 out.append((*anchor, p))
+                self._inherit(anchor, out[-1])
         return out
 
     def run(self) -> AnchorResult:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -11,7 +12,7 @@ from pydantic import Field
 from explainers.base import Attribution, Context
 from explainers.discretize import Discretizer
 from explainers.masking import FeatureMaskParams, Masker, TabularFeatures, feature_masker
-from explainers.methods._anchor_search import Anchor, AnchorResult, AnchorSearch, SearchConfig
+from explainers.methods._anchor_search import Anchor, AnchorResult, AnchorSearch, Sampled, SearchConfig
 from explainers.methods._perturbation import ALL_MODALITIES, PerturbationExplainer
 from explainers.registry import register
 from explainers.types import Modality
@@ -32,6 +33,9 @@ class AnchorsParams(FeatureMaskParams):
                                   description="unconditioned perturbations that estimate coverage (no model calls)")
     n_background: int = Field(1000, ge=1, le=1000,
                               description="tabular: background rows (a seeded subsample) perturbations start from")
+    tabular_sampling: Literal["conditional", "replace"] = Field(
+        "conditional", description="tabular: draw background rows satisfying the anchor (conditional), or any "
+                                   "row with its anchored values moved into x's bins (replace)")
 
 
 class MaskSpace:
@@ -42,26 +46,33 @@ class MaskSpace:
         self.covered = rng.random((n_cov, masker.n_features)) >= 0.5
 
     def draw(self, anchor: Anchor, n: int) -> np.ndarray:
+        return self.sample(anchor, n)[0]
+
+    def sample(self, anchor: Anchor, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Masks [n, M] (True = kept) and the predicates each satisfies: the masks themselves."""
         masks = self.rng.random((n, self.masker.n_features)) >= 0.5
         masks[:, list(anchor)] = True
-        return masks
+        return masks, masks
 
     def native(self, draws: np.ndarray) -> torch.Tensor:
         return self.masker.compose(draws)
 
 
 class TabularSpace:
-    """Background rows whose anchored features are moved into the explained row's quartile bins.
+    """Background rows conditioned on the anchor: the data's own conditional distribution.
 
-    A row is drawn uniformly from the background; for each anchored feature whose value
-    lies outside x's bin, the value is replaced by a background value of x's bin drawn
-    uniformly (x's own value if the bin holds none). Unanchored features keep the row's
-    values, so their correlations with each other are those of the data.
+    A sample is a background row drawn uniformly among the rows whose values lie in x's
+    quartile bins for every anchored feature, so unanchored features keep their
+    correlations with the anchored ones (the paper samples the training data conditioned
+    on the anchor). With `tabular_sampling="replace"`, or when no background row satisfies
+    the whole anchor, a row is drawn from all rows and each anchored value outside x's bin
+    is replaced by a background value of x's bin drawn uniformly (x's own value if the bin
+    holds none): this breaks the correlations, and anchors grow longer.
     """
 
     def __init__(self, ctx: Context, p: AnchorsParams, rng: np.random.Generator) -> None:
         assert ctx.model.background is not None and ctx.model.manifest.tabular is not None
-        self.rng = rng
+        self.rng, self.conditional = rng, p.tabular_sampling == "conditional"
         self.disc = Discretizer.fit(ctx.model.background, ctx.model.manifest.tabular.features)
         masker = feature_masker(ctx, p)
         assert isinstance(masker, TabularFeatures)
@@ -77,14 +88,22 @@ class TabularSpace:
         self.covered = self.in_bin[rng.integers(0, len(self.rows), size=p.coverage_samples)]
 
     def draw(self, anchor: Anchor, n: int) -> np.ndarray:
+        return self.sample(anchor, n)[0]
+
+    def sample(self, anchor: Anchor, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Rows [n, F] and, for rows drawn from the data conditioned on the anchor (where reusing
+        them for a larger anchor is exact), the predicates [n, F] each satisfies."""
+        cols = np.array(anchor, dtype=np.int64)
+        rows = np.flatnonzero(self.in_bin[:, cols].all(1)) if self.conditional else []
+        if len(rows):
+            idx = rows[self.rng.integers(0, len(rows), size=n)]
+            return self.rows[idx], self.in_bin[idx]
         idx = self.rng.integers(0, len(self.rows), size=n)
         out = self.rows[idx]
-        if anchor:
-            cols = np.array(anchor)
-            values = self.disc.sample_values(self.rng, np.broadcast_to(self.x_bins, out.shape))[:, cols]
-            values = np.where(self.own[cols], self.x[cols], values)
-            out[:, cols] = np.where(self.in_bin[idx][:, cols], out[:, cols], values)
-        return out
+        values = self.disc.sample_values(self.rng, np.broadcast_to(self.x_bins, out.shape))[:, cols]
+        values = np.where(self.own[cols], self.x[cols], values)
+        out[:, cols] = np.where(self.in_bin[idx][:, cols], out[:, cols], values)
+        return out, None
 
     def native(self, draws: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(draws.astype(np.float32)).to(self.device)
@@ -135,10 +154,10 @@ class Anchors(PerturbationExplainer):
         space = make_space(ctx, p, rng)
         ctx.target()
 
-        def sample(anchors: Sequence[Anchor], counts: Sequence[int]) -> list[np.ndarray]:
-            draws = np.concatenate([space.draw(a, n) for a, n in zip(anchors, counts)])
-            hits = keeps_class(ctx, space, draws, p.batch_size, p.max_evaluations)
-            return np.split(hits, np.cumsum(counts)[:-1])
+        def sample(anchors: Sequence[Anchor], counts: Sequence[int]) -> list[Sampled]:
+            draws, satisfied = zip(*(space.sample(a, n) for a, n in zip(anchors, counts)))
+            hits = keeps_class(ctx, space, np.concatenate(draws), p.batch_size, p.max_evaluations)
+            return list(zip(np.split(hits, np.cumsum(counts)[:-1]), satisfied))
 
         def coverage(anchor: Anchor) -> float:
             return float(space.covered[:, list(anchor)].all(1).mean())

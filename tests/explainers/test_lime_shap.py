@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 from math import factorial
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -266,7 +265,7 @@ def test_kernel_shap_agrees_with_shap_kernel_explainer(cancer: LocalModel) -> No
 
     assert cancer.background is not None
     raw = raw_for(cancer, seed=1)
-    ours = explain("kernel_shap", cancer, raw, n_samples=4096, n_background=50)
+    ours = explain("kernel_shap", cancer, raw, n_samples=4096, n_background=50, batch_size=4096)
     target = ours.target.index
     picked = np.sort(np.random.default_rng(0).choice(len(cancer.background), 50, replace=False))
     bg = cancer.background[picked] if len(cancer.background) > 50 else cancer.background
@@ -274,7 +273,8 @@ def test_kernel_shap_agrees_with_shap_kernel_explainer(cancer: LocalModel) -> No
     def f(rows: np.ndarray) -> np.ndarray:
         return softmax_target(cancer, torch.from_numpy(np.asarray(rows, dtype=np.float32)), target)
 
-    np.random.seed(0)  # shap samples with numpy's global generator
+    np.random.seed(0)  # shap samples with numpy's global generator; at 4096 samples its noise and ours
+    # leave a correlation of about 0.98 (0.93 to 0.97 at 1024 to 2048)
     explainer = shap.KernelExplainer(f, bg)
     ref = np.asarray(explainer.shap_values(raw.features, nsamples=4096, l1_reg=False, silent=True)).ravel()
     assert ours.details["base_value"] == pytest.approx(float(explainer.expected_value), abs=1e-5)
@@ -282,14 +282,15 @@ def test_kernel_shap_agrees_with_shap_kernel_explainer(cancer: LocalModel) -> No
     np.testing.assert_allclose(ours.attribution.sum(), ref.sum(), atol=1e-5)
 
 
-def test_lime_and_kernel_shap_agree_on_the_top_features(cancer: LocalModel) -> None:
-    raw = raw_for(cancer, seed=2)
-    by_lime = explain("lime", cancer, raw, n_samples=2000)
-    by_shap = explain("kernel_shap", cancer, raw)
-    top_lime = set(np.argsort(-np.abs(by_lime.attribution))[:5])
-    top_shap = set(np.argsort(-np.abs(by_shap.attribution))[:5])
-    assert len(top_lime & top_shap) >= 2, (top_lime, top_shap)
-    assert len(by_lime.details["conditions"]) == 30
+@pytest.mark.parametrize("seed", [0, 1])
+def test_lime_and_kernel_shap_agree_on_the_top_features(cancer: LocalModel, seed: int) -> None:
+    raw = raw_for(cancer, seed=seed)
+    by_lime = explain("lime", cancer, raw, n_samples=2000, batch_size=2000).attribution
+    by_shap = explain("kernel_shap", cancer, raw, batch_size=4096).attribution
+    top_lime = set(np.argsort(-np.abs(by_lime))[:5])
+    top_shap = set(np.argsort(-np.abs(by_shap))[:5])
+    assert len(top_lime & top_shap) >= 2, (top_lime, top_shap)  # 5 of 30 at random: 0.8 on average
+    assert np.corrcoef(by_lime, by_shap)[0, 1] >= 0.5
 
 
 # -- the discretiser -------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from explainers.serialize import decode_array
 from tests.conftest import png_bytes
 from tests.workers.conftest import WorkerProcess, free_port
 
-LONG = {"n_masks": 20000, "batch_size": 1}  # a RISE job that runs for many seconds on the tiny model
+LONG = {"n_masks": 2000, "batch_size": 1}  # a RISE job that runs for seconds on the tiny model
 
 
 def image_body(**params) -> dict:
