@@ -144,6 +144,8 @@ class Explainer:
                 target: int | str | None = None, top_k: int = 5, progress: Progress | None = None) -> Explanation:
         """Prepare the input, run the method under the model's lock, map back to the input."""
         t0 = time.perf_counter()
+        if "batch_size" in type(params).model_fields and getattr(params, "batch_size") is None:
+            params = params.model_copy(update={"batch_size": default_batch_size(model)})
         with model.lock:
             inputs = model.prepare(raw)
             ctx = Context(model, inputs, target, params.score, top_k, progress)
@@ -169,6 +171,13 @@ class Explainer:
             image=inputs.image, tokens=inputs.tokens or None,
             feature_names=model.feature_names if model.modality is Modality.TABULAR else None,
             feature_values=None if inputs.features is None else [float(v) for v in inputs.features])
+
+
+def default_batch_size(model: LocalModel) -> int:
+    """Model inputs per call when a request does not say: small images batches on a CPU, big rows batches."""
+    if model.modality is Modality.IMAGE:
+        return 256 if model.device.type == "cuda" else 32
+    return 512 if model.modality is Modality.TEXT else 8192
 
 
 def _resize_map(values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -40,4 +40,6 @@ class BlackBoxParams(SeededParams):
 
     score: Literal["probabilities"] = Field(  # type: ignore[assignment]
         "probabilities", description="black-box methods explain the target's probability")
-    batch_size: int = Field(64, ge=1, le=4096, description="perturbed inputs per model call")
+    batch_size: int | None = Field(
+        None, ge=1, le=65536, description="model inputs per call; default: 32 images (256 on a GPU), "
+        "512 texts, 8192 tabular rows")

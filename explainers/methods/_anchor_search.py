@@ -140,8 +140,10 @@ class AnchorSearch:
         """Start a new candidate with its parent's samples that satisfy the added predicate."""
         samples = self._samples.get(frozenset(parent), [])
         if samples and frozenset(child) not in self._stats:
-            hits = np.concatenate([h for h, _ in samples])
-            satisfied = np.concatenate([s for _, s in samples])
+            if len(samples) > 1:  # concatenate once per parent
+                samples[:] = [(np.concatenate([h for h, _ in samples]), np.concatenate([s for _, s in samples]))]
+            hits, satisfied = samples[0]
+            assert satisfied is not None
             keep = satisfied[:, child[-1]]
             self._record(child, hits[keep], satisfied[keep])
 
@@ -222,8 +224,8 @@ class AnchorSearch:
         return self._result(self._fallback(), False)
 
     def _fallback(self) -> Anchor:
-        """The evaluated anchor with the highest precision lower bound (then coverage)."""
-        keys = list(self._stats)
+        """The evaluated non-empty anchor with the highest precision lower bound (then coverage)."""
+        keys = [k for k in self._stats if k] or list(self._stats)
         lb, _ = kl_bounds(*self._counts([self._ordered[k] for k in keys]), float(np.log(1 / self.cfg.delta)))
         best = max(range(len(keys)), key=lambda i: (lb[i], self.coverage(self._ordered[keys[i]])))
         return self._ordered[keys[best]]

@@ -12,7 +12,7 @@ from explainers.errors import InvalidParams
 from explainers.methods._perturbation import PerturbationExplainer
 from explainers.params import BlackBoxParams
 from explainers.registry import register
-from explainers.types import Modality, Requires
+from explainers.types import Modality
 
 
 class ScoreCamParams(BlackBoxParams):
@@ -47,11 +47,13 @@ def unit_masks(activations: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
 
 @register
 class ScoreCam(PerturbationExplainer):
-    """Score-CAM (Wang et al. 2020). https://arxiv.org/abs/1910.01279"""
+    """Score-CAM (Wang et al. 2020). https://arxiv.org/abs/1910.01279
+
+    Black-box in its scores, but it reads one layer's activations: it needs a local model.
+    """
 
     name = "scorecam"
     modalities = frozenset({Modality.IMAGE})
-    requires = Requires.GRADIENTS  # not gradients, but the model's internals: one layer's activations
     Params = ScoreCamParams
     signed = False
 
