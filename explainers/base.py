@@ -40,6 +40,7 @@ class Context:
         self.model = model
         self.progress: Progress = progress or (lambda _fraction: None)
         self.evaluations = 0
+        self.autocast = False  # bfloat16 autocast of `predict`
         self.inputs = inputs
         self._requested = target
         self.score_kind = "probabilities" if score == "probabilities" or model.manifest.output == "probabilities" \
@@ -87,10 +88,13 @@ class Context:
         assert self.inputs.native_forward is not None
         outs = []
         n = batch.shape[0]
-        with torch.inference_mode():
+        device = self.model.device.type
+        with torch.inference_mode(), torch.autocast(device, dtype=torch.bfloat16, enabled=self.autocast):
             for start in range(0, n, batch_size):
                 chunk = batch[start:start + batch_size]
-                outs.append(self.model.probabilities(self.inputs.native_forward(chunk)).float())
+                if chunk.dim() == 4:
+                    chunk = chunk.contiguous(memory_format=torch.channels_last)
+                outs.append(self.model.probabilities(self.inputs.native_forward(chunk).float()))
                 self.evaluations += chunk.shape[0]
                 self.progress(min(1.0, done + share * min(n, start + batch_size) / n))
         return torch.cat(outs) if outs else torch.empty(0, len(self.model.labels))
@@ -149,6 +153,7 @@ class Explainer:
         with model.lock:
             inputs = model.prepare(raw)
             ctx = Context(model, inputs, target, params.score, top_k, progress)
+            ctx.autocast = getattr(params, "precision", "float32") == "bfloat16"
             t1 = time.perf_counter()
             result = self._attribute(ctx, params)
             ctx.target()
@@ -164,6 +169,8 @@ class Explainer:
         details = {"explained": ctx.score_kind, **result.details}
         if ctx.evaluations:
             details["model_evaluations"] = ctx.evaluations
+        if ctx.autocast:
+            details["precision"] = "bfloat16"
         return Explanation(
             method=self.name, model_id=model.id, modality=model.modality, attribution=attribution,
             target=ctx.target_prediction, predictions=ctx.predictions, signed=self.signed, details=details,

@@ -43,3 +43,6 @@ class BlackBoxParams(SeededParams):
     batch_size: int | None = Field(
         None, ge=1, le=65536, description="model inputs per call; default: 32 images (256 on a GPU), "
         "512 texts, 8192 tabular rows")
+    precision: Literal["float32", "bfloat16"] = Field(
+        "float32", description="bfloat16 autocast for the model calls: about 3x faster on CPUs with AMX and on "
+        "GPUs, at the cost of slightly different numbers (bench/perturbation_throughput.py measures both)")

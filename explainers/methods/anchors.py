@@ -94,7 +94,7 @@ class TabularSpace:
         """Rows [n, F] and, for rows drawn from the data conditioned on the anchor (where reusing
         them for a larger anchor is exact), the predicates [n, F] each satisfies."""
         cols = np.array(anchor, dtype=np.int64)
-        rows = np.flatnonzero(self.in_bin[:, cols].all(1)) if self.conditional else []
+        rows = np.flatnonzero(self.in_bin[:, cols].all(1)) if self.conditional else np.zeros(0, np.int64)
         if len(rows):
             idx = rows[self.rng.integers(0, len(rows), size=n)]
             return self.rows[idx], self.in_bin[idx]
@@ -140,8 +140,12 @@ def keeps_class(ctx: Context, space: Space, draws: np.ndarray, batch_size: int, 
 class Anchors(PerturbationExplainer):
     """Anchors (Ribeiro et al. 2018). https://homes.cs.washington.edu/~marcotcr/aaai18.pdf
 
-    The attribution is 0 outside the anchor; inside, predicates are ranked in the order the
-    beam search added them: the i-th of k (from 0) gets 1 - i / k, so the first one gets 1.
+    Predicates: x's quartile bin of a feature, a token kept at its position, a superpixel
+    kept. The attribution is 0 outside the anchor; inside, predicates are ranked in the
+    order the beam search added them: the i-th of k (from 0) gets 1 - i / k, so the first
+    gets 1 (`details.precision_gains` holds what each added to the precision). `valid` is
+    false when no anchor reached the threshold (budget spent or no predicate left): the
+    anchor is then the one with the best precision lower bound.
     """
 
     name = "anchors"

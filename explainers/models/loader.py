@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from explainers.models.manifest import Manifest
+from explainers.types import Modality
 
 
 def build_module(manifest: Manifest, folder: Path) -> nn.Module:
@@ -57,4 +58,6 @@ def load_module(manifest: Manifest, folder: Path, device: torch.device) -> nn.Mo
             if getattr(sub, "inplace", False):
                 sub.inplace = False
     module.eval().requires_grad_(False)
+    if manifest.modality is Modality.IMAGE:
+        module = module.to(memory_format=torch.channels_last)  # 1.2-1.5x faster convolutions on CPU
     return module.to(device)

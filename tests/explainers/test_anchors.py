@@ -37,28 +37,25 @@ class FakeSampler:
     def __init__(self, seed: int, precision=true_precision) -> None:
         self.rng = np.random.default_rng(seed)
         self.precision = precision
-        self.calls = 0
-        self.draws = 0
+        self.calls = self.draws = 0
 
     def __call__(self, anchors: Sequence[Anchor], counts: Sequence[int]) -> list[Sampled]:
         self.calls += 1
         self.draws += sum(counts)
-        return [(self.rng.random(n) < self.precision(a), None) for a, n in zip(anchors, counts)]
+        return [self.draw(a, n) for a, n in zip(anchors, counts)]
+
+    def draw(self, anchor: Anchor, n: int) -> Sampled:
+        return self.rng.random(n) < self.precision(anchor), None
 
 
 class MaskSampler(FakeSampler):
     """Predicates kept independently with probability 1/2 (anchored ones always); the model
     keeps its class iff predicates 0 and 1 are both kept: precision 1/4, 1/2 or 1."""
 
-    def __call__(self, anchors: Sequence[Anchor], counts: Sequence[int]) -> list[Sampled]:
-        self.calls += 1
-        self.draws += sum(counts)
-        out: list[Sampled] = []
-        for anchor, n in zip(anchors, counts):
-            kept = self.rng.random((n, len(STRENGTH))) < 0.5
-            kept[:, list(anchor)] = True
-            out.append((kept[:, 0] & kept[:, 1], kept if self.precision is not None else None))
-        return out
+    def draw(self, anchor: Anchor, n: int) -> Sampled:
+        kept = self.rng.random((n, len(STRENGTH))) < 0.5
+        kept[:, list(anchor)] = True
+        return kept[:, 0] & kept[:, 1], kept if self.precision is not None else None
 
 
 def coverage(anchor: Anchor) -> float:
