@@ -212,3 +212,19 @@ def test_redis_down_at_submit_is_a_503_with_retry_after(tiny_dir):
         assert int(r.headers["retry-after"]) > 0 and time.monotonic() - t0 < 5
         assert api.get("/readyz").status_code == 503
         assert api.post("/explain/gradcam", json=image_body()).status_code == 200  # sync still answers
+
+
+def test_the_plain_rq_cli_runs_our_jobs(api, redis_url, queue_name, tiny_dir):
+    """`rq worker -w workers.worker.ExplanationWorker -S json ...` works as the README says."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.workers.conftest import ROOT
+
+    job_id = submit(api, body=image_body(window=4, stride=4))
+    env = {**os.environ, "XAI_MODEL_DIR": str(tiny_dir), "XAI_DEVICE": "cpu", "PYTHONPATH": str(ROOT)}
+    rq = Path(sys.executable).with_name("rq")
+    subprocess.run([str(rq), "worker", "-w", "workers.worker.ExplanationWorker", "-S", "json", "-u", redis_url,
+                    "--burst", queue_name], env=env, cwd=ROOT, check=True, timeout=120, capture_output=True)
+    assert api.get(f"/jobs/{job_id}").json()["status"] == "finished"
