@@ -47,7 +47,8 @@ class JobClient:
                  failure_ttl: int, retries: int) -> None:
         self.connection = connection
         self.queue = Queue(queue_name, connection=connection, serializer=JSONSerializer)
-        self.job_timeout, self.result_ttl, self.failure_ttl, self.retries = job_timeout, result_ttl, failure_ttl, retries
+        self.job_timeout, self.result_ttl = job_timeout, result_ttl
+        self.failure_ttl, self.retries = failure_ttl, retries
 
     def ping(self) -> None:
         try:

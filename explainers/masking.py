@@ -114,6 +114,18 @@ def compose_pixels(x: torch.Tensor, fill: torch.Tensor, keep: torch.Tensor) -> t
     return fill + keep * (x - fill)
 
 
+PixelFill = Literal["zero", "black", "white", "blur", "mean"]
+FILL_HELP = ("what hidden pixels show: zero (the dataset mean colour, 0 after normalisation), black, white, "
+             "blur (a blurred copy of the image) or mean (the image's own per-channel mean)")
+
+
+def pixel_fill(ctx: Context, fill: PixelFill) -> torch.Tensor:
+    """The replacement image [1, C, H, W] for hidden pixels of the model-sized input."""
+    if fill == "mean":
+        return ctx.x.mean(dim=(2, 3), keepdim=True).expand_as(ctx.x)
+    return ctx.inputs.baseline(fill)
+
+
 class Tokens(Masker):
     """Tokens; a hidden token becomes the pad (or unk) token, keeping positions."""
 

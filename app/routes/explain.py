@@ -63,8 +63,8 @@ def _validate(data: Any) -> ExplainRequest:
         return ExplainRequest.model_validate(data)
     except ValidationError as exc:
         errors = [{"loc": [str(p) for p in e["loc"]], "message": e["msg"]} for e in exc.errors(include_url=False)]
-        raise ServiceError("the request does not match the schema", code="invalid_request", status=HTTPStatus.UNPROCESSABLE_ENTITY,
-                           details=errors) from None
+        raise ServiceError("the request does not match the schema", code="invalid_request",
+                           status=HTTPStatus.UNPROCESSABLE_ENTITY, details=errors) from None
 
 
 async def _from_multipart(request: Request, max_bytes: int) -> tuple[ExplainRequest, bytes]:

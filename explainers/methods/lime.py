@@ -10,8 +10,13 @@ from explainers.base import Attribution, Context
 from explainers.discretize import Discretizer
 from explainers.masking import FeatureMaskParams, feature_masker
 from explainers.methods._perturbation import ALL_MODALITIES, PerturbationExplainer
-from explainers.methods._surrogate import (cosine_distance_to_all_ones, draw_coalitions, exponential_kernel,
-                                           masked_values, weighted_ridge)
+from explainers.methods._surrogate import (
+    cosine_distance_to_all_ones,
+    draw_coalitions,
+    exponential_kernel,
+    masked_values,
+    weighted_ridge,
+)
 from explainers.registry import register
 from explainers.types import Modality
 

@@ -3,41 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
 
 import numpy as np
 import torch
 from pydantic import Field, model_validator
 
 from explainers.base import Attribution, Context
-from explainers.masking import TabularFeatures, compose_pixels
+from explainers.masking import FILL_HELP, PixelFill, TabularFeatures, compose_pixels, pixel_fill
 from explainers.methods._perturbation import ALL_MODALITIES, PerturbationExplainer
 from explainers.params import BlackBoxParams
 from explainers.registry import register
 from explainers.types import Modality
 
-PixelFill = Literal["zero", "black", "white", "blur", "mean"]
-FILL_HELP = ("what hidden pixels show: zero (the dataset mean colour, 0 after normalisation), black, white, "
-             "blur (a blurred copy of the image) or mean (the image's own per-channel mean)")
 
-
-def pixel_fill(ctx: Context, fill: PixelFill) -> torch.Tensor:
-    """The replacement image [1, C, H, W] for hidden pixels of the model-sized input."""
-    if fill == "mean":
-        return ctx.x.mean(dim=(2, 3), keepdim=True).expand_as(ctx.x)
-    return ctx.inputs.baseline(fill)
-
-
-def windows(size: int, window: int, stride: int, *, clip: bool) -> torch.Tensor:
+def windows(size: int, window: int, stride: int, *, clip: bool, device: torch.device) -> torch.Tensor:
     """Which positions [n, size] each window covers; starts at k * stride.
 
     `clip` cuts the last window at the edge (Captum's placement); otherwise it is moved back to fit.
     """
     n = -(-(size - window) // stride) + 1
-    starts = torch.arange(n) * stride
+    starts = torch.arange(n, device=device) * stride
     if not clip:
         starts = starts.clamp(max=size - window)
-    idx = torch.arange(size)
+    idx = torch.arange(size, device=device)
     return (idx >= starts[:, None]) & (idx < starts[:, None] + window)
 
 
@@ -76,8 +64,9 @@ class Occlusion(PerturbationExplainer):
     @staticmethod
     def _drops(ctx: Context, n: int, make: Callable[[int, int], torch.Tensor], batch_size: int) -> torch.Tensor:
         """p(x) - p(perturbation k) for k < n; `make(a, b)` builds perturbations a..b-1 on demand."""
+        assert ctx.inputs.native is not None
         p0 = ctx.target_probabilities(ctx.inputs.native, 1, done=0.0, share=1 / (n + 1))
-        out = torch.empty(n)
+        out = torch.empty(n, device=p0.device)
         for a in range(0, n, batch_size):
             b = min(n, a + batch_size)
             out[a:b] = p0 - ctx.target_probabilities(make(a, b), batch_size, done=(a + 1) / (n + 1),
@@ -88,13 +77,13 @@ class Occlusion(PerturbationExplainer):
         x = ctx.x
         height, width = x.shape[-2:]
         wh, ww = min(p.window, height), min(p.window, width)
-        rows = windows(height, wh, min(p.stride, wh), clip=True).float()  # [nh, H]
-        cols = windows(width, ww, min(p.stride, ww), clip=True).float()  # [nw, W]
+        rows = windows(height, wh, min(p.stride, wh), clip=True, device=x.device).float()  # [nh, H]
+        cols = windows(width, ww, min(p.stride, ww), clip=True, device=x.device).float()  # [nw, W]
         fill = pixel_fill(ctx, p.baseline)
         n_cols = len(cols)
 
         def make(a: int, b: int) -> torch.Tensor:
-            k = torch.arange(a, b)
+            k = torch.arange(a, b, device=x.device)
             hidden = rows[k // n_cols][:, :, None] * cols[k % n_cols][:, None, :]  # [B, H, W]
             return compose_pixels(x, fill, (1 - hidden)[:, None])
 
@@ -102,19 +91,20 @@ class Occlusion(PerturbationExplainer):
         total = rows.T @ drops @ cols  # each pixel: the sum over the windows covering it
         counts = rows.sum(0)[:, None] * cols.sum(0)[None, :]
         return Attribution(total / counts, {"window": [wh, ww], "stride": [min(p.stride, wh), min(p.stride, ww)],
-                                            "baseline": p.baseline, "n_windows": len(drops.view(-1))})
+                                            "baseline": p.baseline, "n_windows": drops.numel()})
 
     def _text(self, ctx: Context, p: OcclusionParams) -> Attribution:
         ids = ctx.inputs.native
         assert ids is not None and ctx.model.tokenizer is not None
         length = ids.shape[1]
         if length == 1:  # deleting the only token leaves nothing to evaluate: replace it by padding
-            drop = self._drops(ctx, 1, lambda a, b: torch.full_like(ids, ctx.model.tokenizer.pad_id), 1)
+            padded = torch.full_like(ids, ctx.model.tokenizer.pad_id)
+            drop = self._drops(ctx, 1, lambda a, b: padded, 1)
             return Attribution(drop, {"occlusion": "replaced by the pad token (single-token text)",
                                       "window": 1, "stride": 1})
         window = min(p.window_tokens, length - 1)
         stride = min(p.stride_tokens, window)
-        cover = windows(length, window, stride, clip=False)  # [n, L], each row exactly `window` tokens
+        cover = windows(length, window, stride, clip=False, device=ids.device)  # [n, L], `window` per row
 
         def make(a: int, b: int) -> torch.Tensor:
             return ids.expand(b - a, -1)[~cover[a:b]].view(b - a, length - window)
@@ -128,7 +118,7 @@ class Occlusion(PerturbationExplainer):
         masker = TabularFeatures(ctx, p.n_background, p.seed)
         n = masker.n_features
         share = 1 / (n * masker.rows_per_mask + 1)
-        p0 = float(ctx.target_probabilities(ctx.inputs.native, 1, done=0.0, share=share)[0])
+        p0 = float(ctx.target_probabilities(ctx.x, 1, done=0.0, share=share)[0])
         replaced = masker.value(ctx, ~np.eye(n, dtype=bool), p.batch_size, done=share, share=1 - share)
         return Attribution(p0 - replaced, {"occlusion": "one feature replaced by background values",
                                            "n_background": masker.rows_per_mask})

@@ -8,9 +8,8 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from explainers.base import Attribution, Context
-from explainers.masking import compose_pixels
+from explainers.masking import FILL_HELP, PixelFill, compose_pixels, pixel_fill
 from explainers.methods._perturbation import PerturbationExplainer
-from explainers.methods.occlusion import FILL_HELP, PixelFill, pixel_fill
 from explainers.params import BlackBoxParams
 from explainers.registry import register
 from explainers.types import Modality

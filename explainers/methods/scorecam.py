@@ -12,7 +12,7 @@ from explainers.errors import InvalidParams
 from explainers.methods._perturbation import PerturbationExplainer
 from explainers.params import BlackBoxParams
 from explainers.registry import register
-from explainers.types import Modality
+from explainers.types import Modality, Requires
 
 
 class ScoreCamParams(BlackBoxParams):
@@ -53,6 +53,7 @@ class ScoreCam(PerturbationExplainer):
     """
 
     name = "scorecam"
+    requires = Requires.GRADIENTS  # white-box: it reads a layer's activations (no gradients, but no remote models)
     modalities = frozenset({Modality.IMAGE})
     Params = ScoreCamParams
     signed = False

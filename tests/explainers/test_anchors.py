@@ -12,8 +12,7 @@ import torch
 
 from explainers.base import Context
 from explainers.methods import anchors as anchors_module  # noqa: F401  (registers the method)
-from explainers.methods._anchor_search import (Anchor, AnchorSearch, Sampled, SearchConfig, kl_bernoulli,
-                                               kl_bounds)
+from explainers.methods._anchor_search import Anchor, AnchorSearch, Sampled, SearchConfig, kl_bernoulli, kl_bounds
 from explainers.methods.anchors import Anchors, AnchorsParams, TabularSpace, keeps_class, make_space
 from explainers.models.handle import LocalModel, RawInput
 from explainers.params import parse_params

@@ -60,9 +60,10 @@ def test_image_occlusion_matches_captum(load, where, model_id, window, stride, b
     np.testing.assert_allclose(ref[0, 0].numpy(), ref[0, -1].numpy())
 
 
-def test_text_occlusion_deletes_tokens_like_brute_force(tiny_registry):
-    model = tiny_registry.get("tiny-text")
-    raw = RawInput(text="the movie was not good plot great")
+@pytest.mark.parametrize("where,model_id", [("tiny", "tiny-text"), ("demo", "sentiment-cnn")])
+def test_text_occlusion_deletes_tokens_like_brute_force(load, where, model_id):
+    model = load(where, model_id)
+    raw = raw_for(model, 0)
     ids = model.prepare(raw).native
     length = ids.shape[1]
     for window, stride in [(1, 1), (2, 1), (3, 2)]:
@@ -198,8 +199,8 @@ def test_argmax_falls_on_the_object_for_rise_occlusion_and_gradcam(demo_registry
 
     model = demo_registry.get("shapes-cnn")
     data = generate(30, seed=12345)
-    methods = {"rise": {"n_masks": 400, "cell_size": 8, "batch_size": 100},
-               "occlusion": {"window": 8, "stride": 4, "batch_size": 128}, "gradcam": {}}
+    methods = {"rise": {"n_masks": 600, "cell_size": 8, "batch_size": 200},
+               "occlusion": {"window": 10, "stride": 5, "baseline": "mean", "batch_size": 144}, "gradcam": {}}
     hits = {name: 0 for name in methods}
     for image, label, mask in zip(data.images, data.labels, data.masks):
         near = binary_dilation(mask, iterations=2)
