@@ -17,7 +17,7 @@ from explainers.models.registry import ModelRegistry
 from explainers.params import Params, parse_params
 from explainers.registry import all_methods, get_method
 from explainers.serialize import OutputOptions, render, to_payload
-from explainers.types import Modality
+from explainers.types import Modality, Requires
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,11 @@ class Prepared:
     params: Params
 
 
+def needs_local_model(cls: type[Explainer]) -> bool:
+    """White-box methods, and black-box ones that read a layer's activations (Score-CAM's `layer`)."""
+    return cls.requires is Requires.GRADIENTS or "layer" in cls.Params.model_fields
+
+
 class ExplanationService:
     def __init__(self, registry: ModelRegistry, limits: Limits | None = None) -> None:
         self.registry = registry
@@ -49,12 +54,14 @@ class ExplanationService:
                  "signed": cls.signed, "description": cls.summary(), "params": cls.Params.model_json_schema()}
                 for name, cls in all_methods().items()]
 
-    def methods_for(self, modality: Modality) -> list[str]:
-        return [name for name, cls in all_methods().items() if modality in cls.modalities]
+    def methods_for(self, modality: Modality, *, remote: bool = False) -> list[str]:
+        """Methods that explain this modality; for a model on a model server, only black-box ones."""
+        return [name for name, cls in all_methods().items()
+                if modality in cls.modalities and not (remote and needs_local_model(cls))]
 
     def model_info(self, model_id: str) -> dict[str, Any]:
         manifest = self.registry.manifest(model_id)
-        return self.registry.info(model_id, self.methods_for(manifest.modality))
+        return self.registry.info(model_id, self.methods_for(manifest.modality, remote=manifest.remote is not None))
 
     def models_info(self) -> list[dict[str, Any]]:
         return [self.model_info(i) for i in self.registry.ids()]
@@ -85,11 +92,18 @@ class ExplanationService:
         """Every check a request must pass before it runs (or is queued)."""
         cls = get_method(method)
         manifest = self.registry.manifest(model_id)
+        remote = manifest.remote is not None
         if manifest.modality not in cls.modalities:
             raise MethodNotSupported(
                 f"method {method!r} does not explain {manifest.modality.value} models",
                 details={"modalities": sorted(m.value for m in cls.modalities),
-                         "methods_for_model": self.methods_for(manifest.modality)})
+                         "methods_for_model": self.methods_for(manifest.modality, remote=remote)})
+        if remote and needs_local_model(cls):
+            raise MethodNotSupported(
+                f"method {method!r} needs the model's gradients or layers; model {model_id!r} runs on a model "
+                f"server, which gives only predictions",
+                details={"requires": cls.requires.value, "source": "remote",
+                         "methods_for_model": self.methods_for(manifest.modality, remote=True)})
         parsed = parse_params(cls.Params, dict(params) if params is not None else None)
         model = self.registry.get(model_id)
         return Prepared(cls, model, self.decode_input(model, payload), parsed)

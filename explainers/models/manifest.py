@@ -2,7 +2,10 @@
 
 A bundle is a folder holding `model.json`, a weights file and, depending on the
 modality, a vocabulary or a background sample. Dropping such a folder into the
-registry folder adds the model.
+registry folder adds the model. A remote bundle has no weights: its `remote`
+section names a model on a model server (Open Inference Protocol), and the
+folder keeps only what the explainers need (labels, input spec, vocabulary,
+background sample).
 """
 
 from __future__ import annotations
@@ -55,7 +58,8 @@ class TextSpec(_Strict):
     max_length: int = Field(128, ge=1, le=4096)
     pad_token: str = "<pad>"
     unk_token: str = "<unk>"
-    embedding_layer: str = Field(description="module name of the token embedding layer")
+    embedding_layer: str | None = Field(
+        None, description="module name of the token embedding layer (local models; a remote model has none)")
 
 
 class FeatureSpec(_Strict):
@@ -80,12 +84,45 @@ class TabularSpec(_Strict):
         return self
 
 
+RemoteDatatype = Literal["FP32", "FP64", "INT64", "INT32"]
+RemoteLayout = Literal["NCHW", "NHWC", "features", "tokens"]
+LAYOUTS: dict[Modality, tuple[str, ...]] = {
+    Modality.IMAGE: ("NCHW", "NHWC"), Modality.TABULAR: ("features",), Modality.TEXT: ("tokens",)}
+DATATYPES: dict[Modality, tuple[str, ...]] = {
+    Modality.IMAGE: ("FP32", "FP64"), Modality.TABULAR: ("FP32", "FP64"), Modality.TEXT: ("INT64", "INT32")}
+
+
+class RemoteSpec(_Strict):
+    """A model served by a model server speaking the Open Inference Protocol (KServe V2, REST)."""
+
+    url: str = Field(pattern=r"^https?://[^\s/]+(/[^\s]*)?$", max_length=2000,
+                     description="base URL of the model server, e.g. http://127.0.0.1:8080")
+    model_name: str = Field(min_length=1, max_length=200, pattern=r"^[^/\s]+$")
+    model_version: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[^/\s]+$")
+    input_name: str = Field(min_length=1, max_length=200, description="name of the input tensor")
+    datatype: RemoteDatatype = Field(description="V2 datatype of the input tensor")
+    layout: RemoteLayout = Field(description="NCHW or NHWC (images), features [B, F] (tabular), tokens [B, L] "
+                                             "(text ids)")
+    output_name: str | None = Field(None, min_length=1, max_length=200,
+                                    description="the output to read (also requested by name); default: the first")
+    output: Literal["logits", "probabilities"] = Field(
+        "logits", description="what the output holds: logits get a softmax")
+    timeout_s: float = Field(10.0, gt=0.0, le=300.0, description="per connect / read / write, seconds")
+    max_batch: int = Field(64, ge=1, le=65536, description="most rows in one infer request")
+    retries: int = Field(2, ge=0, le=5, description="retries after a timeout, a refused connection or a 5xx")
+    backoff_s: float = Field(0.2, ge=0.0, le=5.0, description="wait before the first retry; doubles each time")
+
+
 class Manifest(_Strict):
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
     modality: Modality
-    architecture: str = Field(description="torchvision model name, or 'package.module:factory'")
+    architecture: str | None = Field(
+        None, description="torchvision model name, or 'package.module:factory' (local models)")
     architecture_kwargs: dict[str, Any] = Field(default_factory=dict)
-    weights: str = Field(description="weights file in the bundle: .safetensors, or .pt/.pth read with weights_only")
+    weights: str | None = Field(
+        None, description="weights file in the bundle: .safetensors, or .pt/.pth read with weights_only "
+                          "(local models)")
+    remote: RemoteSpec | None = Field(None, description="the model is served by a model server (no weights here)")
     labels: list[str] = Field(min_length=1)
     output: Literal["logits", "probabilities"] = Field(
         "logits", description="what the module returns; explanations use logits unless asked otherwise")
@@ -100,7 +137,30 @@ class Manifest(_Strict):
         spec = {Modality.IMAGE: self.image, Modality.TEXT: self.text, Modality.TABULAR: self.tabular}
         if spec[self.modality] is None:
             raise ValueError(f"a {self.modality.value} model needs its '{self.modality.value}' section")
+        if self.remote is None:
+            if not self.architecture or not self.weights:
+                raise ValueError("a model needs either 'architecture' and 'weights' (local) or a 'remote' section")
+            if self.text is not None and not self.text.embedding_layer:
+                raise ValueError("a local text model needs text.embedding_layer")
+            return self
+        return self._check_remote(self.remote)
+
+    def _check_remote(self, remote: RemoteSpec) -> Manifest:
+        if self.architecture is not None or self.weights is not None or self.architecture_kwargs:
+            raise ValueError("a remote model takes no 'architecture', 'architecture_kwargs' or 'weights'")
+        if remote.layout not in LAYOUTS[self.modality]:
+            raise ValueError(f"remote.layout of a {self.modality.value} model is one of {LAYOUTS[self.modality]}")
+        if remote.datatype not in DATATYPES[self.modality]:
+            raise ValueError(f"remote.datatype of a {self.modality.value} model is one of "
+                             f"{DATATYPES[self.modality]}")
+        if "output" in self.model_fields_set and self.output != remote.output:
+            raise ValueError("'output' and 'remote.output' disagree; set remote.output only")
+        self.output = remote.output  # what the model returns, as the explainers read it
         return self
+
+    @property
+    def is_remote(self) -> bool:
+        return self.remote is not None
 
 
 def read_manifest(folder: Path) -> Manifest:

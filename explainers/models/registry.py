@@ -1,4 +1,8 @@
-"""The model registry: bundle folders by id, each loaded once, on CUDA when present."""
+"""The model registry: bundle folders by id, each loaded once, on CUDA when present.
+
+A bundle with a `remote` section becomes a `RemoteModel`: building it reads only the bundle
+folder, so the model server need not be up when the service starts (`remote_status` asks it).
+"""
 
 from __future__ import annotations
 
@@ -13,8 +17,11 @@ from explainers.errors import ModelLoadError, UnknownModel
 from explainers.models.handle import LocalModel
 from explainers.models.loader import load_module
 from explainers.models.manifest import MANIFEST_NAME, Manifest, read_manifest
+from explainers.models.remote import RemoteModel
 
 log = logging.getLogger(__name__)
+
+Model = LocalModel | RemoteModel
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -31,7 +38,7 @@ class ModelRegistry:
         self.folder = Path(folder)
         self.device = pick_device(device)
         self._manifests: dict[str, tuple[Manifest, Path]] = {}
-        self._loaded: dict[str, LocalModel] = {}
+        self._loaded: dict[str, Model] = {}
         self._broken: dict[str, str] = {}
         self._lock = threading.Lock()
         self.scan()
@@ -68,8 +75,8 @@ class ModelRegistry:
         except KeyError:
             raise UnknownModel(f"unknown model {model_id!r}", details={"known": self.ids()}) from None
 
-    def get(self, model_id: str) -> LocalModel:
-        """The loaded model; loads it on first use."""
+    def get(self, model_id: str) -> Model:
+        """The loaded model; loads it on first use (a remote one without calling its server)."""
         model = self._loaded.get(model_id)
         if model is not None:
             return model
@@ -78,12 +85,16 @@ class ModelRegistry:
             if model_id not in self._loaded:
                 folder = self._manifests[model_id][1]
                 try:
-                    module = load_module(manifest, folder, self.device)
-                    self._loaded[model_id] = LocalModel(manifest, folder, module, self.device)
+                    if manifest.remote is not None:
+                        self._loaded[model_id] = RemoteModel(manifest, folder)
+                    else:
+                        module = load_module(manifest, folder, self.device)
+                        self._loaded[model_id] = LocalModel(manifest, folder, module, self.device)
                 except Exception as exc:  # a broken bundle must not take the service down
                     log.exception("loading model %s failed", model_id)
                     raise ModelLoadError(f"model {model_id!r} could not be loaded: {exc}") from exc
-                log.info("loaded model %s on %s", model_id, self.device)
+                where = f"{manifest.remote.url} as {manifest.remote.model_name!r}" if manifest.remote else self.device
+                log.info("loaded model %s (%s)", model_id, where)
             return self._loaded[model_id]
 
     def load_all(self, ids: list[str] | None = None) -> dict[str, str]:
@@ -103,12 +114,31 @@ class ModelRegistry:
     def broken(self) -> dict[str, str]:
         return dict(self._broken)
 
+    def remote_status(self) -> dict[str, str]:
+        """Remote models whose server does not say they are ready (one probe each, no retries)."""
+        out: dict[str, str] = {}
+        for model_id in self.ids():
+            remote = self.manifest(model_id).remote
+            if remote is None:
+                continue
+            try:
+                model = self.get(model_id)
+            except ModelLoadError as exc:
+                out[model_id] = exc.message
+                continue
+            assert isinstance(model, RemoteModel)
+            if not model.ready():
+                out[model_id] = f"model server {remote.url} does not report {remote.model_name!r} ready"
+        return out
+
     def info(self, model_id: str, methods: list[str]) -> dict[str, Any]:
         manifest = self.manifest(model_id)
         model = self._loaded.get(model_id)
+        remote = manifest.remote is not None
         return {
             "id": model_id, "modality": manifest.modality.value, "labels": manifest.labels,
             "input": model.input_info() if model else {"kind": manifest.modality.value},
-            "methods": methods, "source": "local", "device": str(self.device),
+            "methods": methods, "source": "remote" if remote else "local",
+            "device": "remote" if remote else str(self.device),
             "loaded": model is not None, "description": manifest.description,
         }

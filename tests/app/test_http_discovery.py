@@ -230,7 +230,8 @@ def test_method_params_schema(client: TestClient, name: str) -> None:
             if isinstance(meta, annotated_types.MaxLen):
                 assert bounds["maxLength"] == meta.max_length, field_name
         if typing.get_origin(info.annotation) is typing.Literal:
-            assert prop["enum"] == list(typing.get_args(info.annotation))
+            allowed = list(typing.get_args(info.annotation))
+            assert prop.get("enum", [prop.get("const")]) == allowed, field_name
 
 
 def test_integrated_gradients_schema_has_bounds(client: TestClient) -> None:

@@ -16,19 +16,18 @@ from explainers.serialize import decode_array
 from tests.app.conftest import FEATURES, LABELS, MODEL_FOR, b64, decode_png
 from tests.conftest import png_bytes
 
-ASYNC_SKIP = pytest.mark.skip(reason="async method: answers 202 with a job (needs the queue), not tested here")
-
 
 def _case(name: str, *values: Any) -> Any:
-    """A parameter for one method; async methods are listed but skipped (their 202 needs a queue)."""
-    marks = [ASYNC_SKIP] if all_methods()[name].execution.value == "async" else []
-    return pytest.param(name, *values, id="-".join([name, *map(str, values)]), marks=marks)
+    return pytest.param(name, *values, id="-".join([name, *map(str, values)]))
 
 
+# Sync methods answer here; async ones answer 202 with a job and are tested end to end, with a
+# real queue and worker, in tests/workers.
+SYNC = {name: cls for name, cls in all_methods().items() if cls.execution.value == "sync"}
 CASES = [_case(name, modality.value)
-         for name, cls in all_methods().items() for modality in sorted(cls.modalities, key=lambda m: m.value)]
-IMAGE_METHODS = [_case(name) for name, cls in all_methods().items() if "image" in {m.value for m in cls.modalities}]
-CAM_METHODS = [_case(name) for name, cls in all_methods().items() if "layer" in cls.Params.model_fields]
+         for name, cls in SYNC.items() for modality in sorted(cls.modalities, key=lambda m: m.value)]
+IMAGE_METHODS = [_case(name) for name, cls in SYNC.items() if "image" in {m.value for m in cls.modalities}]
+CAM_METHODS = [_case(name) for name, cls in SYNC.items() if "layer" in cls.Params.model_fields]
 FAST_PARAMS: dict[str, dict[str, Any]] = {"smoothgrad": {"n_samples": 8}, "integrated_gradients": {"n_steps": 16}}
 EXPLANATION_KEYS = {"method", "model_id", "target", "predictions", "attribution", "overlay_png", "details",
                     "timing_ms"}

@@ -1,0 +1,1 @@
+"""Models on a model server (Open Inference Protocol): a real MLServer and a misbehaving one."""
