@@ -48,7 +48,8 @@ def main() -> None:
     make_bundle("resnet50", root / "resnet50", size=224, num_classes=1000, seed=0)
     if (REPO_MODELS / "shapes-cnn").is_dir():
         shutil.copytree(REPO_MODELS / "shapes-cnn", root / "shapes-cnn")
-    app = create_app(Settings(model_dir=root, preload="startup", log_level="warning"))
+    app = create_app(Settings(model_dir=root, preload="startup", log_level="warning", embedded_workers=0,
+                              state_dir=root / "state"))
     service = app.state.service
     rng = np.random.default_rng(0)
     print(f"device: {service.registry.device}, torch threads: {torch.get_num_threads()}")
