@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictInt, StrictStr, model_validator
 
 from explainers.render.colormaps import COLORMAPS
+
+# the colormap field's `enum`, built as a list of JSON values: `json_schema_extra` takes those (list is invariant)
+COLORMAP_ENUM: list[JsonValue] = [*sorted(COLORMAPS)]
 
 
 class _Body(BaseModel):
@@ -32,7 +35,7 @@ class Input(_Body):
 class OutputSpec(_Body):
     overlay: bool = Field(True, description="render the overlay / bar chart PNG")
     colormap: str | None = Field(None, description="colormap name; default: jet for non-negative maps, "
-                                 "bwr for signed maps", json_schema_extra={"enum": sorted(COLORMAPS)})
+                                 "bwr for signed maps", json_schema_extra={"enum": COLORMAP_ENUM})
     alpha: float = Field(0.5, ge=0.0, le=1.0, description="heatmap opacity in the overlay")
     attribution: Literal["base64", "list", "none"] = "base64"
 

@@ -16,6 +16,9 @@ TEST_SIZE = 0.25
 class StandardisedMLP(nn.Module):
     """`(x - mean) / std` with buffers (saved in the weights), then Linear-ReLU-Linear-ReLU-Linear."""
 
+    mean: torch.Tensor  # buffers, registered in __init__
+    std: torch.Tensor
+
     def __init__(self, n_features: int = 30, hidden: int = 32, num_classes: int = 2) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(n_features))

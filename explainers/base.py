@@ -10,10 +10,13 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from explainers.errors import InvalidTarget
+from explainers.errors import InvalidTarget, MethodNotSupported
 from explainers.models.handle import LocalModel, ModelInput, RawInput
-from explainers.params import Params
+from explainers.models.protocol import Model
+from explainers.params import BlackBoxParams
+from explainers.params import Params as BaseParams
 from explainers.result import Explanation
 from explainers.types import Execution, Modality, Prediction, Requires
 
@@ -33,11 +36,14 @@ class Context:
     """Per-call state handed to a method: the prepared input, the target, the score.
 
     `progress(fraction)` is called as work completes; it may raise to cancel the call.
+    `batch_size` is the number of model inputs per call of a black-box method: its
+    `batch_size` param, else `default_batch_size` of the model.
     """
 
-    def __init__(self, model: LocalModel, inputs: ModelInput, target: int | str | None,
-                 score: str, top_k: int, progress: Progress | None = None) -> None:
+    def __init__(self, model: Model, inputs: ModelInput, target: int | str | None,
+                 score: str, top_k: int, progress: Progress | None = None, *, batch_size: int | None = None) -> None:
         self.model = model
+        self.batch_size = default_batch_size(model) if batch_size is None else batch_size
         self.progress: Progress = progress or (lambda _fraction: None)
         self.evaluations = 0
         self.autocast = False  # bfloat16 autocast of `predict`
@@ -53,6 +59,14 @@ class Context:
     @property
     def x(self) -> torch.Tensor:
         return self.inputs.x
+
+    @property
+    def module(self) -> nn.Module:
+        """The torch module of a local model (white-box methods; the service runs none on a remote model)."""
+        if not isinstance(self.model, LocalModel):
+            raise MethodNotSupported(f"model {self.model.id!r} runs on a model server: its module is out of reach",
+                                     details={"source": "remote"})
+        return self.model.module
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         return self.inputs.forward(batch)
@@ -134,7 +148,7 @@ class Explainer:
     modalities: ClassVar[frozenset[Modality]]
     execution: ClassVar[Execution] = Execution.SYNC
     requires: ClassVar[Requires] = Requires.GRADIENTS
-    Params: ClassVar[type[Params]] = Params
+    Params: ClassVar[type[BaseParams]] = BaseParams
     signed: ClassVar[bool] = True
 
     @classmethod
@@ -144,15 +158,14 @@ class Explainer:
     def _attribute(self, ctx: Context, p: Any) -> Attribution:
         raise NotImplementedError
 
-    def explain(self, model: LocalModel, raw: RawInput, params: Params, *,
+    def explain(self, model: Model, raw: RawInput, params: BaseParams, *,
                 target: int | str | None = None, top_k: int = 5, progress: Progress | None = None) -> Explanation:
         """Prepare the input, run the method under the model's lock, map back to the input."""
         t0 = time.perf_counter()
-        if "batch_size" in type(params).model_fields and getattr(params, "batch_size") is None:
-            params = params.model_copy(update={"batch_size": default_batch_size(model)})
+        batch_size = params.batch_size if isinstance(params, BlackBoxParams) else None
         with model.lock:
             inputs = model.prepare(raw)
-            ctx = Context(model, inputs, target, params.score, top_k, progress)
+            ctx = Context(model, inputs, target, params.score, top_k, progress, batch_size=batch_size)
             ctx.autocast = getattr(params, "precision", "float32") == "bfloat16"
             t1 = time.perf_counter()
             result = self._attribute(ctx, params)
@@ -180,7 +193,7 @@ class Explainer:
             feature_values=None if inputs.features is None else [float(v) for v in inputs.features])
 
 
-def default_batch_size(model: LocalModel) -> int:
+def default_batch_size(model: Model) -> int:
     """Model inputs per call when a request does not say: small images batches on a CPU, big rows batches."""
     if model.modality is Modality.IMAGE:
         return 256 if model.device.type == "cuda" else 32

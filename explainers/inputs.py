@@ -42,7 +42,7 @@ def decode_image(data: bytes, *, max_pixels: int) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own pixel limit decides
-            img = Image.open(io.BytesIO(data), formats=sorted(ALLOWED_FORMATS))
+            img: Image.Image = Image.open(io.BytesIO(data), formats=sorted(ALLOWED_FORMATS))
             width, height = img.size
             if width < 1 or height < 1:
                 raise InvalidImage("the image has no pixels")

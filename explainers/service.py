@@ -12,7 +12,8 @@ import torch
 from explainers.base import Explainer, Progress
 from explainers.errors import InvalidInput, MethodNotSupported
 from explainers.inputs import b64decode, decode_image, parse_features, validate_text
-from explainers.models.handle import LocalModel, RawInput
+from explainers.models.handle import RawInput
+from explainers.models.protocol import Model
 from explainers.models.registry import ModelRegistry
 from explainers.params import Params, parse_params
 from explainers.registry import all_methods, get_method
@@ -32,7 +33,7 @@ class Prepared:
     """A request checked against its method and model, ready to run."""
 
     method: type[Explainer]
-    model: LocalModel
+    model: Model
     raw: RawInput
     params: Params
 
@@ -67,7 +68,7 @@ class ExplanationService:
         return [self.model_info(i) for i in self.registry.ids()]
 
     # -- requests -------------------------------------------------------------------------------
-    def decode_input(self, model: LocalModel, payload: Mapping[str, Any]) -> RawInput:
+    def decode_input(self, model: Model, payload: Mapping[str, Any]) -> RawInput:
         """Contract input (exactly one of image / text / features) -> decoded raw input."""
         kinds = [k for k in ("image", "text", "features") if payload.get(k) is not None]
         if len(kinds) != 1:

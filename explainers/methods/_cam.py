@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from pydantic import Field
@@ -69,15 +70,15 @@ class CamExplainer(Explainer):
         """[1, K, h, w] activations and gradients -> map [h, w] (before the final ReLU)."""
         raise NotImplementedError
 
-    def _attribute(self, ctx: Context, p: CamParams) -> Attribution:
-        return self.upsampled(ctx, p, "bilinear")
+    def _attribute(self, ctx: Context, p: Any) -> Attribution:
+        # `p` is an instance of `self.Params`: a `CamParams`, or a subclass's own model (as in `Explainer`)
+        return Attribution(*self.upsampled(ctx, p, "bilinear"))
 
-    def upsampled(self, ctx: Context, p: CamParams, mode: str) -> Attribution:
-        """The ReLU'd CAM, upsampled to the model's input size."""
+    def upsampled(self, ctx: Context, p: CamParams, mode: str) -> tuple[torch.Tensor, dict[str, Any]]:
+        """The ReLU'd CAM [H, W], upsampled to the model's input size, and its details."""
         activations, grads = layer_activations_and_gradients(ctx, p.layer)
         low = torch.relu(self.cam(activations.float(), grads.float()))
         height, width = ctx.x.shape[-2:]
         options = {"align_corners": False} if mode == "bilinear" else {}
         up = torch.nn.functional.interpolate(low[None, None], size=(height, width), mode=mode, **options)[0, 0]
-        return Attribution(up, {"layer": p.layer or ctx.model.manifest.cam_layer,
-                                "cam_shape": list(low.shape)})
+        return up, {"layer": p.layer or ctx.model.manifest.cam_layer, "cam_shape": list(low.shape)}

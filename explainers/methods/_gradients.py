@@ -14,6 +14,7 @@ from explainers.base import Context
 from explainers.types import Modality
 
 GRADIENT_MODALITIES = frozenset({Modality.IMAGE, Modality.TEXT, Modality.TABULAR})
+ReluRule = Literal["guided", "deconvnet"]
 
 
 def score_gradient(ctx: Context, batch: torch.Tensor, *, observe: bool = False) -> torch.Tensor:
@@ -53,7 +54,7 @@ def reduce(attr: torch.Tensor, modality: Modality, kind: Literal["sum", "abs"]) 
 
 
 @contextmanager
-def relu_backward_rule(module: nn.Module, rule: Literal["guided", "deconvnet"]) -> Iterator[None]:
+def relu_backward_rule(module: nn.Module, rule: ReluRule) -> Iterator[None]:
     """Override the backward pass of every nn.ReLU in `module` within the block.
 
     guided: pass only positive gradients where the input was positive (Springenberg et al.);

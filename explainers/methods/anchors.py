@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from explainers.base import Attribution, Context, default_batch_size
+from explainers.base import Attribution, Context
 from explainers.discretize import Discretizer
 from explainers.masking import FeatureMaskParams, Masker, TabularFeatures, feature_masker
 from explainers.methods._anchor_search import Anchor, AnchorResult, AnchorSearch, Sampled, SearchConfig
@@ -156,12 +156,11 @@ class Anchors(PerturbationExplainer):
     def _attribute(self, ctx: Context, p: AnchorsParams) -> Attribution:
         rng = np.random.default_rng(p.seed)
         space = make_space(ctx, p, rng)
-        batch_size = p.batch_size or default_batch_size(ctx.model)
         ctx.target()
 
         def sample(anchors: Sequence[Anchor], counts: Sequence[int]) -> list[Sampled]:
             draws, satisfied = zip(*(space.sample(a, n) for a, n in zip(anchors, counts)))
-            hits = keeps_class(ctx, space, np.concatenate(draws), batch_size, p.max_evaluations)
+            hits = keeps_class(ctx, space, np.concatenate(draws), ctx.batch_size, p.max_evaluations)
             return list(zip(np.split(hits, np.cumsum(counts)[:-1]), satisfied))
 
         def coverage(anchor: Anchor) -> float:

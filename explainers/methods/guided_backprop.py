@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from explainers.base import Attribution, Context, Explainer
-from explainers.methods._gradients import reduce, relu_backward_rule, score_gradient
-from explainers.params import Params
+from explainers.methods._gradients import ReluRule, reduce, relu_backward_rule, score_gradient
+from explainers.params import Params as BaseParams
 from explainers.registry import register
 from explainers.types import Modality
 
@@ -15,10 +17,10 @@ class GuidedBackprop(Explainer):
 
     name = "guided_backprop"
     modalities = frozenset({Modality.IMAGE})
-    Params = Params
-    rule = "guided"
+    Params = BaseParams
+    rule: ClassVar[ReluRule] = "guided"
 
-    def _attribute(self, ctx: Context, p: Params) -> Attribution:
-        with relu_backward_rule(ctx.model.module, self.rule):
+    def _attribute(self, ctx: Context, p: BaseParams) -> Attribution:
+        with relu_backward_rule(ctx.module, self.rule):
             grad = score_gradient(ctx, ctx.x, observe=True)
         return Attribution(reduce(grad, ctx.model.modality, "sum"))

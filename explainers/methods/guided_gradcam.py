@@ -27,7 +27,7 @@ class GuidedGradCam(GradCam):
     signed = True
 
     def _attribute(self, ctx: Context, p: GuidedGradCamParams) -> Attribution:
-        cam = self.upsampled(ctx, p, p.upsample)
-        with relu_backward_rule(ctx.model.module, "guided"):
+        cam, details = self.upsampled(ctx, p, p.upsample)
+        with relu_backward_rule(ctx.module, "guided"):
             guided = score_gradient(ctx, ctx.x)
-        return Attribution(reduce(guided * cam.values, ctx.model.modality, "sum"), cam.details)
+        return Attribution(reduce(guided * cam, ctx.model.modality, "sum"), details)

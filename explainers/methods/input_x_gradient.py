@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from explainers.base import Attribution, Context, Explainer
 from explainers.methods._gradients import GRADIENT_MODALITIES, reduce, score_gradient
-from explainers.params import Params
+from explainers.params import Params as BaseParams
 from explainers.registry import register
 
 
@@ -14,8 +14,8 @@ class InputXGradient(Explainer):
 
     name = "input_x_gradient"
     modalities = GRADIENT_MODALITIES
-    Params = Params
+    Params = BaseParams
 
-    def _attribute(self, ctx: Context, p: Params) -> Attribution:
+    def _attribute(self, ctx: Context, p: BaseParams) -> Attribution:
         grad = score_gradient(ctx, ctx.x, observe=True)
         return Attribution(reduce(ctx.x * grad, ctx.model.modality, "sum"))

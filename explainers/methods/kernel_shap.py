@@ -67,7 +67,7 @@ class KernelShap(PerturbationExplainer):
         else:
             masks, weights = sampled_coalitions(np.random.default_rng(p.seed), p.n_samples, m)
         ends = np.stack([np.zeros(m, dtype=bool), np.ones(m, dtype=bool)])
-        y = masker.value(ctx, np.vstack([ends, masks]), p.batch_size)
+        y = masker.value(ctx, np.vstack([ends, masks]), ctx.batch_size)
         base, score = float(y[0]), float(y[1])
         values = constrained_least_squares(masks, y[2:] - base, weights, score - base)
         details = {"base_value": base, "score": score, "exact": exact, "n_evaluations": len(y),

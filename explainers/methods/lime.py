@@ -72,7 +72,7 @@ class Lime(PerturbationExplainer):
             return self._tabular(ctx, p, rng)
         masker = feature_masker(ctx, p)
         data = lime_samples(rng, p.n_samples, masker.n_features)
-        y, evaluated = masked_values(ctx, masker, data, p.batch_size)
+        y, evaluated = masked_values(ctx, masker, data, ctx.batch_size)
         width = p.kernel_width or MASK_KERNEL_WIDTH
         coef, intercept, score = lime_fit(data, y, cosine_distance_to_all_ones(data), width, p.ridge_alpha)
         return Attribution(masker.to_map(coef), self._details(intercept, score, coef, p, width, evaluated))
@@ -88,7 +88,7 @@ class Lime(PerturbationExplainer):
         rows[0], bins[0] = x, x_bins
         data = bins == x_bins
         batch = torch.from_numpy(rows.astype(np.float32)).to(ctx.x.device)
-        y = ctx.target_probabilities(batch, p.batch_size).double().cpu().numpy()
+        y = ctx.target_probabilities(batch, ctx.batch_size).double().cpu().numpy()
         width = p.kernel_width or TABULAR_KERNEL_SCALE * float(np.sqrt(disc.n_features))
         distances = np.sqrt((~data).sum(axis=1))
         coef, intercept, score = lime_fit(data.astype(np.float64), y, distances, width, p.ridge_alpha)

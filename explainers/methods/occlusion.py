@@ -87,7 +87,7 @@ class Occlusion(PerturbationExplainer):
             hidden = rows[k // n_cols][:, :, None] * cols[k % n_cols][:, None, :]  # [B, H, W]
             return compose_pixels(x, fill, (1 - hidden)[:, None])
 
-        drops = self._drops(ctx, len(rows) * n_cols, make, p.batch_size).view(len(rows), n_cols)
+        drops = self._drops(ctx, len(rows) * n_cols, make, ctx.batch_size).view(len(rows), n_cols)
         total = rows.T @ drops @ cols  # each pixel: the sum over the windows covering it
         counts = rows.sum(0)[:, None] * cols.sum(0)[None, :]
         return Attribution(total / counts, {"window": [wh, ww], "stride": [min(p.stride, wh), min(p.stride, ww)],
@@ -109,7 +109,7 @@ class Occlusion(PerturbationExplainer):
         def make(a: int, b: int) -> torch.Tensor:
             return ids.expand(b - a, -1)[~cover[a:b]].view(b - a, length - window)
 
-        drops = self._drops(ctx, len(cover), make, p.batch_size)
+        drops = self._drops(ctx, len(cover), make, ctx.batch_size)
         weights = cover.float()
         values = (drops @ weights) / weights.sum(0)
         return Attribution(values, {"occlusion": "tokens deleted", "window": window, "stride": stride})
@@ -119,6 +119,6 @@ class Occlusion(PerturbationExplainer):
         n = masker.n_features
         share = 1 / (n * masker.rows_per_mask + 1)
         p0 = float(ctx.target_probabilities(ctx.x, 1, done=0.0, share=share)[0])
-        replaced = masker.value(ctx, ~np.eye(n, dtype=bool), p.batch_size, done=share, share=1 - share)
+        replaced = masker.value(ctx, ~np.eye(n, dtype=bool), ctx.batch_size, done=share, share=1 - share)
         return Attribution(p0 - replaced, {"occlusion": "one feature replaced by background values",
                                            "n_background": masker.rows_per_mask})

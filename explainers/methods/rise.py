@@ -81,10 +81,10 @@ class Rise(PerturbationExplainer):
         fill = pixel_fill(ctx, p.fill)
         total = torch.zeros(x.shape[-2:], device=x.device)
         n = p.n_masks
-        for a in range(0, n, p.batch_size):
-            b = min(n, a + p.batch_size)
+        for a in range(0, n, ctx.batch_size):
+            b = min(n, a + ctx.batch_size)
             m = masks(a, b).to(x.device)
-            probs = ctx.target_probabilities(compose_pixels(x, fill, m[:, None]), p.batch_size,
+            probs = ctx.target_probabilities(compose_pixels(x, fill, m[:, None]), ctx.batch_size,
                                               done=a / n, share=(b - a) / n)
             total += torch.tensordot(probs.to(x.device), m, dims=1)
         saliency = total / (n * p.p_keep)

@@ -67,10 +67,10 @@ class ScoreCam(PerturbationExplainer):
         size = (x.shape[-2], x.shape[-1])
         n = acts.shape[0]
         scores = torch.empty(n, device=acts.device)
-        for a in range(0, n, p.batch_size):
-            b = min(n, a + p.batch_size)
+        for a in range(0, n, ctx.batch_size):
+            b = min(n, a + ctx.batch_size)
             masked = x * unit_masks(acts[a:b], size)
-            scores[a:b] = ctx.target_probabilities(masked, p.batch_size, done=a / n, share=(b - a) / n)
+            scores[a:b] = ctx.target_probabilities(masked, ctx.batch_size, done=a / n, share=(b - a) / n)
         weights = scores.softmax(0)
         low = torch.relu(torch.tensordot(weights, acts, dims=1))
         up = F.interpolate(low[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]

@@ -80,7 +80,7 @@ class LocalModel:
             vocab = json.loads((folder / manifest.text.vocab).read_text())
             self.tokenizer = WordTokenizer(vocab, pad_token=manifest.text.pad_token,
                                            unk_token=manifest.text.unk_token, max_length=manifest.text.max_length)
-            self.layer(manifest.text.embedding_layer)
+            self.layer(self.embedding_layer)
         if manifest.tabular is not None:
             bg = np.load(folder / manifest.tabular.background, allow_pickle=False)
             if bg.ndim != 2 or bg.shape[1] != len(manifest.tabular.features):
@@ -107,6 +107,14 @@ class LocalModel:
     def feature_names(self) -> list[str]:
         assert self.manifest.tabular is not None
         return [f.name for f in self.manifest.tabular.features]
+
+    @property
+    def embedding_layer(self) -> str:
+        """Module name of the token embedding: a local text model's manifest must name it."""
+        text = self.manifest.text
+        if text is None or text.embedding_layer is None:
+            raise ValueError(f"model {self.id!r} is not a text model with text.embedding_layer")
+        return text.embedding_layer
 
     def layer(self, name: str) -> nn.Module:
         """The submodule called `name`, or an `invalid_params` error listing some names."""
@@ -173,7 +181,7 @@ class LocalModel:
         if not tokens:
             raise InvalidInput("the text has no tokens", code="empty_text")
         ids = torch.tensor([self.tokenizer.encode(tokens)], device=self.device)
-        embedding = self.layer(self.manifest.text.embedding_layer)
+        embedding = self.layer(self.embedding_layer)
         with torch.no_grad():
             x = embedding(ids)
 

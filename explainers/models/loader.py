@@ -16,6 +16,8 @@ from explainers.types import Modality
 def build_module(manifest: Manifest, folder: Path) -> nn.Module:
     """Instantiate the architecture: a torchvision name, or 'package.module:factory'."""
     arch, kwargs = manifest.architecture, manifest.architecture_kwargs
+    if arch is None:
+        raise ValueError(f"model {manifest.id!r} has no 'architecture': a local model needs one")
     if ":" in arch:
         module_name, _, factory_name = arch.partition(":")
         sys.path.insert(0, str(folder))  # a bundle may carry its own module
@@ -51,6 +53,8 @@ def load_state(path: Path) -> dict[str, torch.Tensor]:
 
 def load_module(manifest: Manifest, folder: Path, device: torch.device) -> nn.Module:
     """Build, load strictly, freeze and move a model; ReLUs made out-of-place for backward hooks."""
+    if manifest.weights is None:
+        raise ValueError(f"model {manifest.id!r} has no 'weights': a local model needs them")
     module = build_module(manifest, folder)
     module.load_state_dict(load_state(folder / manifest.weights), strict=True)
     for sub in module.modules():

@@ -17,12 +17,10 @@ from explainers.errors import ModelLoadError, UnknownModel
 from explainers.models.handle import LocalModel
 from explainers.models.loader import load_module
 from explainers.models.manifest import MANIFEST_NAME, Manifest, read_manifest
+from explainers.models.protocol import Model
 from explainers.models.remote import RemoteModel
 
 log = logging.getLogger(__name__)
-
-Model = LocalModel | RemoteModel
-
 
 def pick_device(name: str = "auto") -> torch.device:
     """'auto' -> cuda:0 when CUDA is present, else cpu; anything else is taken as given."""

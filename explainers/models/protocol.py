@@ -1,0 +1,64 @@
+"""What the explainers and the service use of a model: `LocalModel` and `RemoteModel` both provide it.
+
+The torch module is not part of it: only a local model has one (`Context.module` narrows to it for
+the white-box methods, which the service never runs on a remote model).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from explainers.models.handle import ModelInput, RawInput
+from explainers.models.manifest import Manifest
+from explainers.models.tokenizer import WordTokenizer
+from explainers.types import Modality
+
+
+class Model(Protocol):
+    """A loaded model with its manifest; one explanation at a time (`lock`)."""
+
+    @property
+    def manifest(self) -> Manifest: ...
+
+    @property
+    def device(self) -> torch.device:
+        """Where inputs are prepared (and, for a local model, where it runs)."""
+
+    @property
+    def lock(self) -> threading.RLock: ...
+
+    @property
+    def tokenizer(self) -> WordTokenizer | None: ...
+
+    @property
+    def background(self) -> np.ndarray | None: ...
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def modality(self) -> Modality: ...
+
+    @property
+    def labels(self) -> list[str]: ...
+
+    @property
+    def feature_names(self) -> list[str]: ...
+
+    def layer(self, name: str) -> nn.Module:
+        """The submodule called `name`; an error where it does not exist or is out of reach."""
+
+    def probabilities(self, outputs: torch.Tensor) -> torch.Tensor: ...
+
+    def prepare(self, raw: RawInput) -> ModelInput: ...
+
+    def image_tensor(self, rgb: np.ndarray) -> torch.Tensor: ...
+
+    def normalize(self, pixels01: torch.Tensor) -> torch.Tensor: ...
+
+    def input_info(self) -> dict[str, Any]: ...
