@@ -16,6 +16,7 @@ from torch import nn
 
 from explainers.errors import InvalidInput, InvalidParams
 from explainers.models.manifest import Manifest
+from explainers.models.preprocess import image_baselines, image_pixels
 from explainers.models.tokenizer import WordTokenizer
 from explainers.types import Modality
 
@@ -63,15 +64,18 @@ class ModelInput:
         return self.baselines[key]()
 
 
-class LocalModel:
-    """A frozen torch module with its manifest; one explanation at a time (`lock`)."""
+class BundleModel:
+    """What a bundle gives every model, local or remote: manifest, tokenizer, background, preprocessing.
 
-    source = "local"
+    Subclasses say how outputs are computed (`run`: native inputs [B, ...] -> outputs [B, K]) and
+    how text is prepared; one explanation at a time runs per model (`lock`).
+    """
 
-    def __init__(self, manifest: Manifest, folder: Path, module: nn.Module, device: torch.device) -> None:
+    source = "bundle"
+
+    def __init__(self, manifest: Manifest, folder: Path, device: torch.device) -> None:
         self.manifest = manifest
         self.folder = folder
-        self.module = module
         self.device = device
         self.lock = threading.RLock()
         self.tokenizer: WordTokenizer | None = None
@@ -80,16 +84,17 @@ class LocalModel:
             vocab = json.loads((folder / manifest.text.vocab).read_text())
             self.tokenizer = WordTokenizer(vocab, pad_token=manifest.text.pad_token,
                                            unk_token=manifest.text.unk_token, max_length=manifest.text.max_length)
-            self.layer(self.embedding_layer)
         if manifest.tabular is not None:
             bg = np.load(folder / manifest.tabular.background, allow_pickle=False)
             if bg.ndim != 2 or bg.shape[1] != len(manifest.tabular.features):
                 raise ValueError(f"background sample has shape {bg.shape}; expected [n, n_features]")
             self.background = bg.astype(np.float32)
         if manifest.image is not None:
-            spec = manifest.image
-            self._mean = torch.tensor(spec.mean, device=device).view(1, -1, 1, 1)
-            self._std = torch.tensor(spec.std, device=device).view(1, -1, 1, 1)
+            self._mean = torch.tensor(manifest.image.mean, device=device).view(1, -1, 1, 1)
+            self._std = torch.tensor(manifest.image.std, device=device).view(1, -1, 1, 1)
+
+    def run(self, batch: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
     @property
     def id(self) -> str:
@@ -108,6 +113,79 @@ class LocalModel:
         assert self.manifest.tabular is not None
         return [f.name for f in self.manifest.tabular.features]
 
+    def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
+        return outputs.softmax(-1) if self.manifest.output == "logits" else outputs
+
+    # -- preparing inputs ---------------------------------------------------------------------
+    def prepare(self, raw: RawInput) -> ModelInput:
+        if self.modality is Modality.IMAGE and raw.image is not None:
+            return self._prepare_image(raw.image)
+        if self.modality is Modality.TEXT and raw.text is not None:
+            return self._prepare_text(raw.text)
+        if self.modality is Modality.TABULAR and raw.features is not None:
+            return self._prepare_tabular(raw.features)
+        raise InvalidInput(f"model {self.id!r} takes {self.modality.value} input", code="wrong_input_kind")
+
+    def image_tensor(self, rgb: np.ndarray) -> torch.Tensor:
+        """RGB uint8 [H, W, 3] of any size -> normalised model input [1, C, h, w]."""
+        assert self.manifest.image is not None
+        return self.normalize(image_pixels(rgb, self.manifest.image).to(self.device))
+
+    def normalize(self, pixels01: torch.Tensor) -> torch.Tensor:
+        return (pixels01 - self._mean) / self._std
+
+    def _prepare_image(self, rgb: np.ndarray) -> ModelInput:
+        x = self.image_tensor(rgb)
+        return ModelInput(x=x, forward=self.run, image=rgb, default_baseline="black",
+                          baselines=image_baselines(x, self.normalize))
+
+    def _prepare_text(self, text: str) -> ModelInput:
+        raise NotImplementedError
+
+    def tokens(self, text: str) -> list[str]:
+        assert self.tokenizer is not None
+        tokens = self.tokenizer.tokenize(text)
+        if not tokens:
+            raise InvalidInput("the text has no tokens", code="empty_text")
+        return tokens
+
+    def _prepare_tabular(self, values: np.ndarray) -> ModelInput:
+        assert self.background is not None
+        x = torch.tensor(values, dtype=torch.float32, device=self.device)[None]
+        bg = torch.from_numpy(self.background).to(self.device)
+        return ModelInput(
+            x=x, forward=self.run, features=values, default_baseline="mean",
+            baselines={"mean": lambda: bg.mean(0, keepdim=True), "median": lambda: bg.median(0, keepdim=True).values,
+                       "zero": lambda: torch.zeros_like(x)})
+
+    # -- description --------------------------------------------------------------------------
+    def input_info(self) -> dict[str, Any]:
+        m = self.manifest
+        if m.image is not None:
+            return {"kind": "image", "size": list(m.image.size), "channels": m.image.channels,
+                    "channel_order": m.image.channel_order, "mean": m.image.mean, "std": m.image.std}
+        if m.text is not None and self.tokenizer is not None:
+            return {"kind": "text", "tokenizer": m.text.tokenizer, "max_length": m.text.max_length,
+                    "vocab_size": len(self.tokenizer.vocab)}
+        assert m.tabular is not None
+        return {"kind": "tabular", "features": [f.model_dump(exclude_none=True) for f in m.tabular.features],
+                "background_size": 0 if self.background is None else len(self.background)}
+
+
+class LocalModel(BundleModel):
+    """A frozen torch module with its manifest."""
+
+    source = "local"
+
+    def __init__(self, manifest: Manifest, folder: Path, module: nn.Module, device: torch.device) -> None:
+        super().__init__(manifest, folder, device)
+        self.module = module
+        if manifest.text is not None:
+            self.layer(self.embedding_layer)
+
+    def run(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.module(batch)
+
     @property
     def embedding_layer(self) -> str:
         """Module name of the token embedding: a local text model's manifest must name it."""
@@ -124,62 +202,9 @@ class LocalModel:
             raise InvalidParams(f"the model has no layer {name!r}", details={"some_layers": some})
         return modules[name]
 
-    def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
-        return outputs.softmax(-1) if self.manifest.output == "logits" else outputs
-
-    # -- preparing inputs ---------------------------------------------------------------------
-    def prepare(self, raw: RawInput) -> ModelInput:
-        if self.modality is Modality.IMAGE and raw.image is not None:
-            return self._prepare_image(raw.image)
-        if self.modality is Modality.TEXT and raw.text is not None:
-            return self._prepare_text(raw.text)
-        if self.modality is Modality.TABULAR and raw.features is not None:
-            return self._prepare_tabular(raw.features)
-        raise InvalidInput(f"model {self.id!r} takes {self.modality.value} input", code="wrong_input_kind")
-
-    def image_tensor(self, rgb: np.ndarray) -> torch.Tensor:
-        """RGB uint8 [H, W, 3] of any size -> normalised model input [1, C, h, w]."""
-        from PIL import Image
-
-        spec = self.manifest.image
-        assert spec is not None
-        height, width = spec.size
-        img = Image.fromarray(rgb)
-        if spec.channel_order == "L":
-            img = img.convert("L")
-        if img.size != (width, height):
-            img = img.resize((width, height), Image.Resampling.BILINEAR)
-        arr = np.asarray(img, dtype=np.float32) / 255.0
-        arr = arr[..., None] if arr.ndim == 2 else arr
-        if spec.channel_order == "BGR":
-            arr = arr[..., ::-1]
-        t = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))[None].to(self.device)
-        return self.normalize(t)
-
-    def normalize(self, pixels01: torch.Tensor) -> torch.Tensor:
-        return (pixels01 - self._mean) / self._std
-
-    def _prepare_image(self, rgb: np.ndarray) -> ModelInput:
-        x = self.image_tensor(rgb)
-
-        def blur() -> torch.Tensor:
-            from torchvision.transforms.functional import gaussian_blur
-
-            sigma = max(x.shape[-2:]) / 16
-            k = int(2 * round(3 * sigma) + 1)
-            return gaussian_blur(x, [k, k], [sigma, sigma])
-
-        return ModelInput(
-            x=x, forward=self.module, image=rgb, default_baseline="black",
-            baselines={"black": lambda: self.normalize(torch.zeros_like(x)),
-                       "white": lambda: self.normalize(torch.ones_like(x)),
-                       "zero": lambda: torch.zeros_like(x), "blur": blur})
-
     def _prepare_text(self, text: str) -> ModelInput:
-        assert self.tokenizer is not None and self.manifest.text is not None
-        tokens = self.tokenizer.tokenize(text)
-        if not tokens:
-            raise InvalidInput("the text has no tokens", code="empty_text")
+        assert self.tokenizer is not None
+        tokens = self.tokens(text)
         ids = torch.tensor([self.tokenizer.encode(tokens)], device=self.device)
         embedding = self.layer(self.embedding_layer)
         with torch.no_grad():
@@ -197,15 +222,6 @@ class LocalModel:
             baselines={"pad": filled(self.tokenizer.pad_id), "unk": filled(self.tokenizer.unk_id),
                        "zero": lambda: torch.zeros_like(x)})
 
-    def _prepare_tabular(self, values: np.ndarray) -> ModelInput:
-        assert self.background is not None
-        x = torch.tensor(values, dtype=torch.float32, device=self.device)[None]
-        bg = torch.from_numpy(self.background).to(self.device)
-        return ModelInput(
-            x=x, forward=self.module, features=values, default_baseline="mean",
-            baselines={"mean": lambda: bg.mean(0, keepdim=True), "median": lambda: bg.median(0, keepdim=True).values,
-                       "zero": lambda: torch.zeros_like(x)})
-
     @staticmethod
     @contextmanager
     def replaced_output(module: nn.Module, value: torch.Tensor) -> Iterator[None]:
@@ -216,16 +232,10 @@ class LocalModel:
         finally:
             handle.remove()
 
-    # -- description --------------------------------------------------------------------------
     def input_info(self) -> dict[str, Any]:
-        m = self.manifest
-        if m.image is not None:
-            return {"kind": "image", "size": list(m.image.size), "channels": m.image.channels,
-                    "channel_order": m.image.channel_order, "mean": m.image.mean, "std": m.image.std,
-                    "cam_layer": m.cam_layer}
-        if m.text is not None and self.tokenizer is not None:
-            return {"kind": "text", "tokenizer": m.text.tokenizer, "max_length": m.text.max_length,
-                    "vocab_size": len(self.tokenizer.vocab), "embedding_layer": m.text.embedding_layer}
-        assert m.tabular is not None
-        return {"kind": "tabular", "features": [f.model_dump(exclude_none=True) for f in m.tabular.features],
-                "background_size": 0 if self.background is None else len(self.background)}
+        info = super().input_info()
+        if self.manifest.image is not None:
+            info["cam_layer"] = self.manifest.cam_layer
+        if self.manifest.text is not None:
+            info["embedding_layer"] = self.manifest.text.embedding_layer
+        return info

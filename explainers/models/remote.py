@@ -20,11 +20,9 @@ import httpx
 import numpy as np
 import torch
 
-from explainers.errors import InvalidInput, MethodNotSupported, ServiceError
-from explainers.models.handle import ModelInput, RawInput
+from explainers.errors import MethodNotSupported, ServiceError
+from explainers.models.handle import BundleModel, ModelInput
 from explainers.models.manifest import Manifest, RemoteSpec
-from explainers.models.tokenizer import WordTokenizer
-from explainers.types import Modality
 
 log = logging.getLogger(__name__)
 
@@ -172,57 +170,23 @@ def _excerpt(response: httpx.Response, limit: int = 300) -> str:
     return str(text)[:limit]
 
 
-class RemoteModel:
+class RemoteModel(BundleModel):
     """A model on a model server, with its bundle's manifest, labels and input spec."""
 
     source = "remote"
 
     def __init__(self, manifest: Manifest, folder: Path, client: V2Client | None = None) -> None:
         assert manifest.remote is not None, "a remote model needs the manifest's remote section"
-        self.manifest = manifest
+        super().__init__(manifest, folder, torch.device("cpu"))  # inputs are prepared here, run there
         self.spec = manifest.remote
-        self.folder = folder
-        self.device = torch.device("cpu")  # where inputs are prepared; the model runs on the server
-        self.lock = threading.RLock()
         self.client = client or V2Client(self.spec)
-        self.tokenizer: WordTokenizer | None = None
-        self.background: np.ndarray | None = None
-        if manifest.text is not None:
-            vocab = json.loads((folder / manifest.text.vocab).read_text())
-            self.tokenizer = WordTokenizer(vocab, pad_token=manifest.text.pad_token,
-                                           unk_token=manifest.text.unk_token, max_length=manifest.text.max_length)
-        if manifest.tabular is not None:
-            bg = np.load(folder / manifest.tabular.background, allow_pickle=False)
-            if bg.ndim != 2 or bg.shape[1] != len(manifest.tabular.features):
-                raise ValueError(f"background sample has shape {bg.shape}; expected [n, n_features]")
-            self.background = bg.astype(np.float32)
-        if manifest.image is not None:
-            self._mean = torch.tensor(manifest.image.mean).view(1, -1, 1, 1)
-            self._std = torch.tensor(manifest.image.std).view(1, -1, 1, 1)
 
-    @property
-    def id(self) -> str:
-        return self.manifest.id
-
-    @property
-    def modality(self) -> Modality:
-        return self.manifest.modality
-
-    @property
-    def labels(self) -> list[str]:
-        return self.manifest.labels
-
-    @property
-    def feature_names(self) -> list[str]:
-        assert self.manifest.tabular is not None
-        return [f.name for f in self.manifest.tabular.features]
+    def run(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.forward(batch)
 
     def layer(self, name: str) -> Any:
         raise MethodNotSupported(f"model {self.id!r} runs on a model server: its layers ({name!r}) are out of reach",
                                  details={"source": "remote"})
-
-    def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
-        return outputs.softmax(-1) if self.spec.output == "logits" else outputs
 
     def ready(self) -> bool:
         return self.client.ready()
@@ -246,86 +210,19 @@ class RemoteModel:
         return torch.from_numpy(out.astype(np.float32))
 
     # -- preparing inputs ---------------------------------------------------------------------
-    def prepare(self, raw: RawInput) -> ModelInput:
-        if self.modality is Modality.IMAGE and raw.image is not None:
-            return self._prepare_image(raw.image)
-        if self.modality is Modality.TEXT and raw.text is not None:
-            return self._prepare_text(raw.text)
-        if self.modality is Modality.TABULAR and raw.features is not None:
-            return self._prepare_tabular(raw.features)
-        raise InvalidInput(f"model {self.id!r} takes {self.modality.value} input", code="wrong_input_kind")
-
-    def image_tensor(self, rgb: np.ndarray) -> torch.Tensor:
-        """RGB uint8 [H, W, 3] of any size -> normalised model input [1, C, h, w] (as `LocalModel`)."""
-        from PIL import Image
-
-        spec = self.manifest.image
-        assert spec is not None
-        height, width = spec.size
-        img = Image.fromarray(rgb)
-        if spec.channel_order == "L":
-            img = img.convert("L")
-        if img.size != (width, height):
-            img = img.resize((width, height), Image.Resampling.BILINEAR)
-        arr = np.asarray(img, dtype=np.float32) / 255.0
-        arr = arr[..., None] if arr.ndim == 2 else arr
-        if spec.channel_order == "BGR":
-            arr = arr[..., ::-1]
-        return self.normalize(torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))[None])
-
-    def normalize(self, pixels01: torch.Tensor) -> torch.Tensor:
-        return (pixels01 - self._mean) / self._std
-
-    def _prepare_image(self, rgb: np.ndarray) -> ModelInput:
-        x = self.image_tensor(rgb)
-
-        def blur() -> torch.Tensor:
-            from torchvision.transforms.functional import gaussian_blur
-
-            sigma = max(x.shape[-2:]) / 16
-            k = int(2 * round(3 * sigma) + 1)
-            return gaussian_blur(x, [k, k], [sigma, sigma])
-
-        return ModelInput(
-            x=x, forward=self.forward, image=rgb, default_baseline="black",
-            baselines={"black": lambda: self.normalize(torch.zeros_like(x)),
-                       "white": lambda: self.normalize(torch.ones_like(x)),
-                       "zero": lambda: torch.zeros_like(x), "blur": blur})
-
     def _prepare_text(self, text: str) -> ModelInput:
         """Token ids are both the input and the native input: black-box methods only delete or mask tokens."""
         tokenizer = self.tokenizer
         assert tokenizer is not None
-        tokens = tokenizer.tokenize(text)
-        if not tokens:
-            raise InvalidInput("the text has no tokens", code="empty_text")
+        tokens = self.tokens(text)
         ids = torch.tensor([tokenizer.encode(tokens)])
         return ModelInput(
             x=ids, forward=self.forward, tokens=tokens, default_baseline="pad",
             baselines={"pad": lambda: torch.full_like(ids, tokenizer.pad_id),
                        "unk": lambda: torch.full_like(ids, tokenizer.unk_id)})
 
-    def _prepare_tabular(self, values: np.ndarray) -> ModelInput:
-        assert self.background is not None
-        x = torch.tensor(values, dtype=torch.float32)[None]
-        bg = torch.from_numpy(self.background)
-        return ModelInput(
-            x=x, forward=self.forward, features=values, default_baseline="mean",
-            baselines={"mean": lambda: bg.mean(0, keepdim=True), "median": lambda: bg.median(0, keepdim=True).values,
-                       "zero": lambda: torch.zeros_like(x)})
-
     # -- description --------------------------------------------------------------------------
     def input_info(self) -> dict[str, Any]:
-        m, spec = self.manifest, self.spec
-        server = {"protocol": "v2", "model_name": spec.model_name, "model_version": spec.model_version,
-                  "max_batch": spec.max_batch}
-        if m.image is not None:
-            return {"kind": "image", "size": list(m.image.size), "channels": m.image.channels,
-                    "channel_order": m.image.channel_order, "mean": m.image.mean, "std": m.image.std,
-                    "server": server}
-        if m.text is not None and self.tokenizer is not None:
-            return {"kind": "text", "tokenizer": m.text.tokenizer, "max_length": m.text.max_length,
-                    "vocab_size": len(self.tokenizer.vocab), "server": server}
-        assert m.tabular is not None
-        return {"kind": "tabular", "features": [f.model_dump(exclude_none=True) for f in m.tabular.features],
-                "background_size": 0 if self.background is None else len(self.background), "server": server}
+        spec = self.spec
+        return {**super().input_info(), "server": {"protocol": "v2", "model_name": spec.model_name,
+                                                   "model_version": spec.model_version, "max_batch": spec.max_batch}}
