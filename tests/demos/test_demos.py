@@ -142,7 +142,7 @@ def test_tabular_bundle_accuracy_and_background() -> None:
     assert manifest.tabular is not None and manifest.labels == tabular.LABELS
     assert [f.name for f in manifest.tabular.features] == names
     background = np.load(folder / manifest.tabular.background, allow_pickle=False)
-    assert background.shape == (100, 30) and background.dtype == np.float32
+    assert background.shape == (400, 30) and background.dtype == np.float32
     assert _accuracy(model, torch.from_numpy(x_te), torch.from_numpy(y_te)) >= TARGETS["breast-cancer-mlp"]
 
 
