@@ -19,8 +19,10 @@ def normalize_map(attr: np.ndarray, signed: bool) -> np.ndarray:
     """Scale an attribution map to [0, 1] (float32, same shape).
 
     Non-finite values (NaN, +-inf) count as 0. Non-negative maps: negatives are
-    clipped to 0 and the result divided by its maximum (plain max, not a
-    percentile, so the strongest pixel always reaches the top colour). Signed
+    clipped to 0 and the result scaled from its minimum to its maximum (plain
+    max, not a percentile, so the strongest pixel always reaches the top colour;
+    a map with a floor, like RISE's, is stretched; a constant map shows at full
+    strength). Signed
     maps: divided by the maximum absolute value and mapped by
     ``0.5 + 0.5 * x``, so 0 -> 0.5. An all-zero map gives 0 (unsigned) or
     0.5 (signed) everywhere.
@@ -37,7 +39,9 @@ def normalize_map(attr: np.ndarray, signed: bool) -> np.ndarray:
     peak = float(a.max()) if a.size else 0.0
     if peak <= 0.0:
         return np.zeros(a.shape, dtype=np.float32)
-    return (a * np.float32(1.0 / peak)).clip(0.0, 1.0)
+    floor = float(a.min())
+    floor = floor if floor < peak else 0.0
+    return ((a - np.float32(floor)) * np.float32(1.0 / (peak - floor))).clip(0.0, 1.0)
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:

@@ -86,6 +86,13 @@ def test_normalize_unsigned() -> None:
     np.testing.assert_allclose(m, [[0.0, 0.0], [0.25, 1.0]])
 
 
+def test_normalize_unsigned_stretches_a_map_with_a_floor() -> None:
+    """RISE-like maps sit on a floor well above zero: the floor maps to 0, the peak to 1."""
+    m = normalize_map(np.array([0.4, 0.5, 0.8]), signed=False)
+    np.testing.assert_allclose(m, [0.0, 0.25, 1.0], rtol=1e-6)
+    assert (normalize_map(np.full(3, 0.7), signed=False) == 1.0).all()  # constant: full strength
+
+
 def test_normalize_signed() -> None:
     m = normalize_map(np.array([[-2.0, 0.0], [1.0, 4.0]]), signed=True)
     np.testing.assert_allclose(m, [[0.25, 0.5], [0.625, 1.0]])
