@@ -9,6 +9,7 @@ from typing import Any
 
 from rq import get_current_job
 from rq.job import Job
+from rq.timeouts import JobTimeoutException
 
 from explainers.errors import ServiceError
 from explainers.serialize import OutputOptions
@@ -88,5 +89,11 @@ def explain_job(payload: dict[str, Any]) -> dict[str, Any]:
     except ServiceError as exc:  # deterministic: retrying cannot help
         job.retries_left = None
         job.meta["error"] = exc.to_dict()
+        job.save_meta()
+        raise
+    except JobTimeoutException:  # it would time out again: no retry
+        job.retries_left = None
+        job.meta["error"] = {"code": "job_timeout", "message": f"the job ran past its limit of {job.timeout} s",
+                             "details": {"timeout_s": job.timeout}}
         job.save_meta()
         raise

@@ -228,3 +228,16 @@ def test_the_plain_rq_cli_runs_our_jobs(api, redis_url, queue_name, tiny_dir):
     subprocess.run([str(rq), "worker", "-w", "workers.worker.ExplanationWorker", "-S", "json", "-u", redis_url,
                     "--burst", queue_name], env=env, cwd=ROOT, check=True, timeout=120, capture_output=True)
     assert api.get(f"/jobs/{job_id}").json()["status"] == "finished"
+
+
+def test_a_job_past_its_timeout_fails_with_a_reason_and_is_not_retried(tiny_dir, redis_url, queue_name,
+                                                                       worker_factory):
+    settings = Settings(model_dir=tiny_dir, preload="startup", device="cpu", redis_url=redis_url,
+                        queue_name=queue_name, job_retries=2, job_timeout=10)
+    with TestClient(create_app(settings)) as api:
+        worker_factory()
+        job_id = submit(api, "rise", image_body(n_masks=20000, batch_size=1))
+        t0 = time.monotonic()
+        final = poll(api, job_id, {"finished", "failed"}, timeout=90)[-1]
+        assert final["status"] == "failed" and final["error"]["code"] == "job_timeout", final
+        assert final["attempts"] == 1 and time.monotonic() - t0 < 40
