@@ -56,3 +56,13 @@ def make_tiny_bundles(root: Path) -> dict[str, Path]:
     np.save(folder / "background.npy", bg)
     out["tiny-tabular"] = folder
     return out
+
+
+def make_slow_bundle(root: Path, delay: float = 0.005) -> Path:
+    """`slow-image`: tiny-image behind a sleep of `delay` s per model call (for queue tests)."""
+    module = tiny_models.build_slow_image(delay=delay)
+    return _write(root / "slow-image", {
+        "id": "slow-image", "modality": "image", "architecture": "tiny_models:build_slow_image",
+        "architecture_kwargs": {"delay": delay}, "weights": "weights.safetensors", "labels": ["red", "green", "blue"],
+        "image": {"size": [16, 16], "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}, "cam_layer": "inner.0.3",
+    }, module)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import torch
 from torch import nn
 
@@ -31,3 +33,20 @@ def build_text(vocab_size: int = 12) -> nn.Module:
 
 def build_tabular(n_features: int = 4, classes: int = 3) -> nn.Module:
     return nn.Sequential(nn.Linear(n_features, 8), nn.ReLU(), nn.Linear(8, classes))
+
+
+class Slow(nn.Module):
+    """A model that sleeps on every call, so that a job runs for seconds on any machine."""
+
+    def __init__(self, inner: nn.Module, delay: float) -> None:
+        super().__init__()
+        self.inner = inner
+        self.delay = delay
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        time.sleep(self.delay)
+        return self.inner(x)
+
+
+def build_slow_image(classes: int = 3, delay: float = 0.005) -> nn.Module:
+    return Slow(build_image(classes), delay)

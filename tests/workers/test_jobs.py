@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import shutil
 import signal
 import time
 import uuid
@@ -20,16 +21,21 @@ from PIL import Image
 from app.main import create_app
 from app.settings import Settings
 from explainers.serialize import decode_array
+from tests.bundles import make_slow_bundle
 from tests.conftest import png_bytes
 from tests.workers.conftest import WorkerProcess, free_port
 
-LONG = {"n_masks": 2000, "batch_size": 1}  # a RISE job that runs for seconds on the tiny model
+LONG = {"n_masks": 2000, "batch_size": 1}  # on slow-image (5 ms a call): a RISE job of 10 s or more
 
 
-def image_body(**params) -> dict:
+def image_body(model_id: str = "tiny-image", **params) -> dict:
     rgb = np.random.default_rng(0).integers(0, 256, size=(20, 28, 3), dtype=np.uint8)
-    return {"model_id": "tiny-image", "input": {"image": base64.b64encode(png_bytes(rgb)).decode()},
+    return {"model_id": model_id, "input": {"image": base64.b64encode(png_bytes(rgb)).decode()},
             "params": params}
+
+
+def long_body(**params) -> dict:
+    return image_body("slow-image", **{**LONG, **params})
 
 
 @pytest.fixture
@@ -37,20 +43,30 @@ def queue_name() -> str:
     return f"test-{uuid.uuid4().hex[:8]}"
 
 
+@pytest.fixture(scope="session")
+def jobs_dir(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny bundles plus slow-image."""
+    root = tmp_path_factory.mktemp("jobs-registry")
+    for bundle in tiny_dir.iterdir():
+        shutil.copytree(bundle, root / bundle.name)
+    make_slow_bundle(root)
+    return root
+
+
 @pytest.fixture
-def api(tiny_dir: Path, redis_url: str, queue_name: str):
-    settings = Settings(model_dir=tiny_dir, preload="startup", device="cpu", redis_url=redis_url,
+def api(jobs_dir: Path, redis_url: str, queue_name: str):
+    settings = Settings(model_dir=jobs_dir, preload="startup", device="cpu", redis_url=redis_url,
                         queue_name=queue_name, job_retries=1)
     with TestClient(create_app(settings)) as client:
         yield client
 
 
 @pytest.fixture
-def worker_factory(tiny_dir: Path, redis_url: str, queue_name: str, tmp_path: Path):
+def worker_factory(jobs_dir: Path, redis_url: str, queue_name: str, tmp_path: Path):
     started: list[WorkerProcess] = []
 
     def start() -> WorkerProcess:
-        w = WorkerProcess(redis_url, tiny_dir, queue_name, tmp_path / f"worker{len(started)}.log")
+        w = WorkerProcess(redis_url, jobs_dir, queue_name, tmp_path / f"worker{len(started)}.log")
         started.append(w)
         return w
 
@@ -154,7 +170,7 @@ def test_cancel_a_queued_job(api):
 
 def test_cancel_a_running_job_stops_it_within_seconds(api, worker_factory):
     worker_factory()
-    job_id = submit(api, "rise", image_body(**LONG))
+    job_id = submit(api, "rise", long_body())
     poll(api, job_id, {"started"}, timeout=60)
     t0 = time.monotonic()
     assert api.delete(f"/jobs/{job_id}").status_code == 200
@@ -166,7 +182,7 @@ def test_cancel_a_running_job_stops_it_within_seconds(api, worker_factory):
 
 def test_a_sigkilled_worker_loses_nothing(api, worker_factory):
     first = worker_factory()
-    job_id = submit(api, "rise", image_body(**LONG))
+    job_id = submit(api, "rise", long_body())
     poll(api, job_id, {"started"}, timeout=60)
     first.signal(signal.SIGKILL)
     worker_factory()  # a new worker picks up the retried job
@@ -177,13 +193,13 @@ def test_a_sigkilled_worker_loses_nothing(api, worker_factory):
     assert time.monotonic() - t0 < 120
 
 
-def test_a_sigkilled_worker_without_retries_left_fails_the_job_with_a_reason(tiny_dir, redis_url, queue_name,
+def test_a_sigkilled_worker_without_retries_left_fails_the_job_with_a_reason(jobs_dir, redis_url, queue_name,
                                                                                worker_factory):
-    settings = Settings(model_dir=tiny_dir, preload="startup", device="cpu", redis_url=redis_url,
+    settings = Settings(model_dir=jobs_dir, preload="startup", device="cpu", redis_url=redis_url,
                         queue_name=queue_name, job_retries=0)
     with TestClient(create_app(settings)) as api:
         w = worker_factory()
-        job_id = submit(api, "rise", image_body(**LONG))
+        job_id = submit(api, "rise", long_body())
         poll(api, job_id, {"started"}, timeout=60)
         w.signal(signal.SIGKILL)
         final = poll(api, job_id, {"finished", "failed"}, timeout=120)[-1]
@@ -192,7 +208,7 @@ def test_a_sigkilled_worker_without_retries_left_fails_the_job_with_a_reason(tin
 
 def test_sigterm_gives_the_running_job_back_and_the_worker_exits(api, worker_factory):
     first = worker_factory()
-    job_id = submit(api, "rise", image_body(**LONG))
+    job_id = submit(api, "rise", long_body())
     poll(api, job_id, {"started"}, timeout=60)
     first.signal(signal.SIGTERM)
     first.proc.wait(timeout=30)
@@ -214,7 +230,7 @@ def test_redis_down_at_submit_is_a_503_with_retry_after(tiny_dir):
         assert api.post("/explain/gradcam", json=image_body()).status_code == 200  # sync still answers
 
 
-def test_the_plain_rq_cli_runs_our_jobs(api, redis_url, queue_name, tiny_dir):
+def test_the_plain_rq_cli_runs_our_jobs(api, redis_url, queue_name, jobs_dir):
     """`rq worker -w workers.worker.ExplanationWorker -S json ...` works as the README says."""
     import os
     import subprocess
@@ -223,20 +239,20 @@ def test_the_plain_rq_cli_runs_our_jobs(api, redis_url, queue_name, tiny_dir):
     from tests.workers.conftest import ROOT
 
     job_id = submit(api, body=image_body(window=4, stride=4))
-    env = {**os.environ, "XAI_MODEL_DIR": str(tiny_dir), "XAI_DEVICE": "cpu", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "XAI_MODEL_DIR": str(jobs_dir), "XAI_DEVICE": "cpu", "PYTHONPATH": str(ROOT)}
     rq = Path(sys.executable).with_name("rq")
     subprocess.run([str(rq), "worker", "-w", "workers.worker.ExplanationWorker", "-S", "json", "-u", redis_url,
                     "--burst", queue_name], env=env, cwd=ROOT, check=True, timeout=120, capture_output=True)
     assert api.get(f"/jobs/{job_id}").json()["status"] == "finished"
 
 
-def test_a_job_past_its_timeout_fails_with_a_reason_and_is_not_retried(tiny_dir, redis_url, queue_name,
+def test_a_job_past_its_timeout_fails_with_a_reason_and_is_not_retried(jobs_dir, redis_url, queue_name,
                                                                        worker_factory):
-    settings = Settings(model_dir=tiny_dir, preload="startup", device="cpu", redis_url=redis_url,
+    settings = Settings(model_dir=jobs_dir, preload="startup", device="cpu", redis_url=redis_url,
                         queue_name=queue_name, job_retries=2, job_timeout=10)
     with TestClient(create_app(settings)) as api:
         worker_factory()
-        job_id = submit(api, "rise", image_body(n_masks=20000, batch_size=1))
+        job_id = submit(api, "rise", long_body(n_masks=6000))
         t0 = time.monotonic()
         final = poll(api, job_id, {"finished", "failed"}, timeout=90)[-1]
         assert final["status"] == "failed" and final["error"]["code"] == "job_timeout", final
