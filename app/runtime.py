@@ -24,8 +24,7 @@ class ApiService(ExplanationService):
     """The explanation service plus start-up loading, the job queue and readiness."""
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(ModelRegistry(settings.model_dir, settings.device),
-                         Limits(max_image_pixels=settings.max_image_pixels, max_text_chars=settings.max_text_chars))
+        super().__init__(*explanation_parts(settings))
         self.settings = settings
         self._loaded = threading.Event()
         self._failures: dict[str, str] = {}
@@ -120,9 +119,18 @@ class ApiService(ExplanationService):
             "attribution_encoding": output.get("attribution", "base64")})
 
 
-def build_service(settings: Settings) -> ApiService:
+def explanation_parts(settings: Settings) -> tuple[ModelRegistry, Limits]:
+    """Apply the torch thread setting; the model registry and input limits the settings describe.
+
+    The API process and the workers build their explanation services from these alike.
+    """
     if settings.torch_threads:
         import torch
 
         torch.set_num_threads(settings.torch_threads)
+    limits = Limits(max_image_pixels=settings.max_image_pixels, max_text_chars=settings.max_text_chars)
+    return ModelRegistry(settings.model_dir, settings.device), limits
+
+
+def build_service(settings: Settings) -> ApiService:
     return ApiService(settings)

@@ -11,12 +11,12 @@ from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
+from app.jobs import CANCEL_KEY  # the API sets it to stop a running job
 from explainers.errors import ServiceError
 from explainers.serialize import OutputOptions
 from explainers.service import ExplanationService
 
 log = logging.getLogger(__name__)
-CANCEL_KEY = "xai:cancel:{}"  # the API sets it to stop a running job
 
 _service: ExplanationService | None = None
 shutdown = threading.Event()  # set on SIGTERM: the running job gives itself back to the queue

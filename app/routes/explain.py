@@ -7,6 +7,7 @@ from http import HTTPStatus
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -61,10 +62,8 @@ def _loads(text: str | bytes, what: str) -> Any:
 def _validate(data: Any) -> ExplainRequest:
     try:
         return ExplainRequest.model_validate(data)
-    except ValidationError as exc:
-        errors = [{"loc": [str(p) for p in e["loc"]], "message": e["msg"]} for e in exc.errors(include_url=False)]
-        raise ServiceError("the request does not match the schema", code="invalid_request",
-                           status=HTTPStatus.UNPROCESSABLE_ENTITY, details=errors) from None
+    except ValidationError as exc:  # the app's handler turns it into the invalid_request body
+        raise RequestValidationError(exc.errors(include_url=False)) from None
 
 
 async def _from_multipart(request: Request, max_bytes: int) -> tuple[ExplainRequest, bytes]:
