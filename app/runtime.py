@@ -13,8 +13,8 @@ from app.jobs import JobClient, QueueUnavailable, connect
 from app.settings import Settings
 from explainers.base import resolve_target
 from explainers.errors import ServiceError
+from explainers.methods import get_method
 from explainers.models.registry import ModelRegistry
-from explainers.registry import get_method
 from explainers.service import ExplanationService, Limits
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ class Input(_Body):
         None, description="feature values by name, or a list in the model's feature order")
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "Input":
+    def _exactly_one(self) -> Input:
         given = [k for k in ("image", "text", "features") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError("input needs exactly one of 'image', 'text' or 'features'")
@@ -40,7 +40,7 @@ class OutputSpec(_Body):
     attribution: Literal["base64", "list", "none"] = "base64"
 
     @model_validator(mode="after")
-    def _known_colormap(self) -> "OutputSpec":
+    def _known_colormap(self) -> OutputSpec:
         if self.colormap is not None and self.colormap not in COLORMAPS:
             raise ValueError(f"unknown colormap {self.colormap!r}; use one of {sorted(COLORMAPS)}")
         return self
@@ -109,7 +109,9 @@ class MethodInfo(BaseModel):
     name: str
     execution: Literal["sync", "async"]
     modalities: list[str]
-    requires: Literal["gradients", "predictions"]
+    requires: Literal["gradients", "activations", "predictions"] = Field(
+        description="what the method reads of the model: its gradients, a layer's activations, or only predictions")
+    local_only: bool = Field(description="the method reads the torch module, so it runs only on local models")
     signed: bool
     description: str
     params: dict[str, Any] = Field(description="JSON schema of the method's params")

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 
@@ -19,7 +20,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(app: object) -> Iterator[str]:
+def serve(app: Any) -> Iterator[str]:
     """Run an ASGI app with uvicorn in a thread; yields its base URL."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

@@ -25,10 +25,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.main import create_app  # noqa: E402
-from app.settings import Settings  # noqa: E402
-from bench.common import interleaved, serve  # noqa: E402
-from demos.torchvision_bundle import make_bundle  # noqa: E402
+from app.main import create_app
+from app.settings import Settings
+from bench.common import interleaved, serve
+from demos.torchvision_bundle import make_bundle
 
 REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
 
@@ -62,12 +62,12 @@ def main() -> None:
             body = {"model_id": model_id, "input": {"image": base64.b64encode(png_of(rgb)).decode()}}
             x = model.image_tensor(rgb)
 
-            def bare() -> None:
+            def bare(x: torch.Tensor = x, module: torch.nn.Module = model.module) -> None:
                 xi = x.detach().requires_grad_(True)
-                out = model.module(xi)
+                out = module(xi)
                 out[0, int(out[0].argmax())].backward()
 
-            def roundtrip() -> None:
+            def roundtrip(body: dict = body) -> None:
                 r = client.post("/explain/gradcam", json=body)
                 r.raise_for_status()
                 assert r.json()["overlay_png"]

@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -27,15 +28,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TQDM_DISABLE", "1")  # lime's progress bar
 
-from demos.torchvision_bundle import make_bundle  # noqa: E402
-from explainers.masking import segment  # noqa: E402
-from explainers.models.handle import RawInput  # noqa: E402
-from explainers.models.registry import ModelRegistry  # noqa: E402
-from explainers.params import parse_params  # noqa: E402
-from explainers.registry import get_method  # noqa: E402
+from demos.torchvision_bundle import make_bundle
+from explainers.masking import segment
+from explainers.methods import get_method
+from explainers.models.handle import LocalModel, RawInput
+from explainers.models.registry import ModelRegistry
+from explainers.params import parse_params
 
+T = TypeVar("T")
 
-def timed(fn: Callable[[], object], repeats: int = 2) -> tuple[float, object]:
+def timed(fn: Callable[[], T], repeats: int = 2) -> tuple[float, T]:
     """Best of `repeats` runs after one warm-up run (first calls pay for kernel selection)."""
     out = fn()
     best = float("inf")
@@ -58,6 +60,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-"))
     make_bundle(args.arch, root / args.arch, size=args.size, num_classes=1000, seed=0)
     model = ModelRegistry(root, device="auto").get(args.arch)
+    assert isinstance(model, LocalModel)
     rgb = (transform.resize(data.astronaut(), (args.size, args.size)) * 255).astype(np.uint8)
     raw = RawInput(image=rgb)
     x = model.image_tensor(rgb)

@@ -38,7 +38,7 @@ class StandardisedMLP(nn.Module):
         self.std.copy_(x.std(dim=0).clamp_min(1e-6))
 
 
-def build_model(n_features: int = 30, hidden: int = 32, num_classes: int = 2) -> nn.Module:
+def build_model(n_features: int = 30, hidden: int = 32, num_classes: int = 2) -> StandardisedMLP:
     """The breast-cancer classifier: raw float32 features [B, n_features] to logits [B, num_classes]."""
     return StandardisedMLP(n_features, hidden, num_classes)
 

@@ -5,17 +5,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from explainers.errors import InvalidTarget, MethodNotSupported
+from explainers.errors import InvalidParams, InvalidTarget, MethodNotSupported
 from explainers.models.handle import LocalModel, ModelInput, RawInput
+from explainers.models.manifest import Manifest
 from explainers.models.protocol import Model
-from explainers.params import BlackBoxParams
+from explainers.params import P
 from explainers.params import Params as BaseParams
 from explainers.result import Explanation
 from explainers.types import Execution, Modality, Prediction, Requires
@@ -36,21 +37,22 @@ class Context:
     """Per-call state handed to a method: the prepared input, the target, the score.
 
     `progress(fraction)` is called as work completes; it may raise to cancel the call.
-    `batch_size` is the number of model inputs per call of a black-box method: its
-    `batch_size` param, else `default_batch_size` of the model.
+    `batch_size` is the number of model inputs per forward pass: the params' `batch_size`
+    where the method has one, else `default_batch_size` of the model. `autocast` is the
+    bfloat16 autocast of `predict`, where the params ask for it.
     """
 
-    def __init__(self, model: Model, inputs: ModelInput, target: int | str | None,
-                 score: str, top_k: int, progress: Progress | None = None, *, batch_size: int | None = None) -> None:
+    def __init__(self, model: Model, inputs: ModelInput, target: int | str | None, params: BaseParams,
+                 top_k: int, progress: Progress | None = None) -> None:
         self.model = model
-        self.batch_size = default_batch_size(model) if batch_size is None else batch_size
+        self.batch_size = params.inputs_per_call or default_batch_size(model)
         self.progress: Progress = progress or (lambda _fraction: None)
         self.evaluations = 0
-        self.autocast = False  # bfloat16 autocast of `predict`
+        self.autocast = params.bfloat16
         self.inputs = inputs
         self._requested = target
-        self.score_kind = "probabilities" if score == "probabilities" or model.manifest.output == "probabilities" \
-            else "logits"
+        self.score_kind = "probabilities" if params.score == "probabilities" \
+            or model.manifest.output == "probabilities" else "logits"
         self.top_k = top_k
         self._target: int | None = None
         self.predictions: list[Prediction] = []
@@ -61,12 +63,22 @@ class Context:
         return self.inputs.x
 
     @property
+    def local(self) -> LocalModel:
+        """The local model of a method with `needs_module` (`Explainer.explain` refuses others)."""
+        assert isinstance(self.model, LocalModel), "only methods with needs_module read the module"
+        return self.model
+
+    @property
     def module(self) -> nn.Module:
-        """The torch module of a local model (white-box methods; the service runs none on a remote model)."""
-        if not isinstance(self.model, LocalModel):
-            raise MethodNotSupported(f"model {self.model.id!r} runs on a model server: its module is out of reach",
-                                     details={"source": "remote"})
-        return self.model.module
+        """The torch module of a local model."""
+        return self.local.module
+
+    def layer(self, name: str | None) -> tuple[str, nn.Module]:
+        """A layer by module name (default: the manifest's `cam_layer`), with its name."""
+        name = name or self.model.manifest.cam_layer
+        if not name:
+            raise InvalidParams("the model has no default cam_layer: pass params.layer")
+        return name, self.local.layer(name)
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         return self.inputs.forward(batch)
@@ -141,32 +153,48 @@ def resolve_target(requested: int | str | None, labels: list[str], top1: int) ->
     raise InvalidTarget("target must be a class index, a label or null")
 
 
-class Explainer:
-    """Base of every method. Subclasses set the class attributes and write `_attribute`."""
+class Explainer(Generic[P]):
+    """Base of every method. Subclasses set the class attributes and write `_attribute`.
+
+    `needs_module`: the method reads the torch module (gradients, hooks, a layer's
+    activations), so it runs only on local models; the one check is `refusal`.
+    """
 
     name: ClassVar[str]
     modalities: ClassVar[frozenset[Modality]]
     execution: ClassVar[Execution] = Execution.SYNC
     requires: ClassVar[Requires] = Requires.GRADIENTS
-    Params: ClassVar[type[BaseParams]] = BaseParams
+    needs_module: ClassVar[bool] = True
+    Params: type[P]
     signed: ClassVar[bool] = True
 
     @classmethod
     def summary(cls) -> str:
         return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
 
-    def _attribute(self, ctx: Context, p: Any) -> Attribution:
+    @classmethod
+    def refusal(cls, manifest: Manifest) -> str | None:
+        """Why this method cannot explain the model, or None when it can."""
+        if manifest.modality not in cls.modalities:
+            return f"method {cls.name!r} does not explain {manifest.modality.value} models"
+        if cls.needs_module and manifest.remote is not None:
+            return (f"method {cls.name!r} needs the model's gradients or layers; model {manifest.id!r} runs on a "
+                    "model server, which gives only predictions")
+        return None
+
+    def _attribute(self, ctx: Context, p: P) -> Attribution:
         raise NotImplementedError
 
-    def explain(self, model: Model, raw: RawInput, params: BaseParams, *,
+    def explain(self, model: Model, raw: RawInput, params: P, *,
                 target: int | str | None = None, top_k: int = 5, progress: Progress | None = None) -> Explanation:
         """Prepare the input, run the method under the model's lock, map back to the input."""
+        refusal = self.refusal(model.manifest)
+        if refusal is not None:
+            raise MethodNotSupported(refusal)
         t0 = time.perf_counter()
-        batch_size = params.batch_size if isinstance(params, BlackBoxParams) else None
         with model.lock:
             inputs = model.prepare(raw)
-            ctx = Context(model, inputs, target, params.score, top_k, progress, batch_size=batch_size)
-            ctx.autocast = getattr(params, "precision", "float32") == "bfloat16"
+            ctx = Context(model, inputs, target, params, top_k, progress)
             t1 = time.perf_counter()
             result = self._attribute(ctx, params)
             ctx.target()
@@ -201,7 +229,8 @@ def default_batch_size(model: Model) -> int:
 
 
 def _resize_map(values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize of a 2-D map [h, w] to `size` (the image as sent)."""
+    """Bilinear resize of a 2-D map [h, w] of any resolution (a CAM's, the model input's) to `size`, the
+    image as sent: the one place maps are resized."""
     if tuple(values.shape) == tuple(size):
         return values
     return F.interpolate(values[None, None].float(), size=size, mode="bilinear", align_corners=False)[0, 0]

@@ -37,7 +37,7 @@ class Discretizer:
     labels: list[dict[float, str]]
 
     @classmethod
-    def fit(cls, background: np.ndarray, features: list[FeatureSpec]) -> "Discretizer":
+    def fit(cls, background: np.ndarray, features: list[FeatureSpec]) -> Discretizer:
         """Quartile bins (continuous) or value bins (categorical) of each background column."""
         bg = np.asarray(background, dtype=np.float64)
         sorted_bg = np.sort(bg, axis=0)

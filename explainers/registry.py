@@ -1,16 +1,20 @@
-"""The method registry: a decorator adds a method; everything else reads from here."""
+"""The method registry: a decorator adds a method; `explainers.methods` imports every method file.
+
+The registry imports no method: `explainers.methods` holds the explicit import list and
+answers `all_methods` / `get_method` once every method has registered.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from explainers.errors import UnknownMethod
 
 if TYPE_CHECKING:
     from explainers.base import Explainer
 
-_METHODS: dict[str, type["Explainer"]] = {}
-E = TypeVar("E", bound="type[Explainer]")
+_METHODS: dict[str, type[Explainer[Any]]] = {}
+E = TypeVar("E", bound="type[Explainer[Any]]")
 
 
 def register(cls: E) -> E:
@@ -22,18 +26,13 @@ def register(cls: E) -> E:
     return cls
 
 
-def get_method(name: str) -> type["Explainer"]:
-    _load()
+def registered() -> dict[str, type[Explainer[Any]]]:
+    """The registered methods by name, sorted."""
+    return dict(sorted(_METHODS.items()))
+
+
+def lookup(name: str) -> type[Explainer[Any]]:
     try:
         return _METHODS[name]
     except KeyError:
         raise UnknownMethod(f"unknown method {name!r}", details={"known": sorted(_METHODS)}) from None
-
-
-def all_methods() -> dict[str, type["Explainer"]]:
-    _load()
-    return dict(sorted(_METHODS.items()))
-
-
-def _load() -> None:
-    import explainers.methods  # noqa: F401  (the explicit import list registers every method)

@@ -12,13 +12,14 @@ import torch
 from explainers.base import Explainer, Progress
 from explainers.errors import InvalidInput, MethodNotSupported
 from explainers.inputs import b64decode, decode_image, parse_features, validate_text
+from explainers.methods import all_methods, get_method
 from explainers.models.handle import RawInput
+from explainers.models.manifest import Manifest
 from explainers.models.protocol import Model
 from explainers.models.registry import ModelRegistry
 from explainers.params import Params, parse_params
-from explainers.registry import all_methods, get_method
 from explainers.serialize import OutputOptions, render, to_payload
-from explainers.types import Modality, Requires
+from explainers.types import Modality
 
 
 @dataclass(frozen=True)
@@ -32,15 +33,10 @@ class Limits:
 class Prepared:
     """A request checked against its method and model, ready to run."""
 
-    method: type[Explainer]
+    method: type[Explainer[Any]]
     model: Model
     raw: RawInput
     params: Params
-
-
-def needs_local_model(cls: type[Explainer]) -> bool:
-    """White-box methods, and black-box ones that read a layer's activations (Score-CAM's `layer`)."""
-    return cls.requires is Requires.GRADIENTS or "layer" in cls.Params.model_fields
 
 
 class ExplanationService:
@@ -52,17 +48,16 @@ class ExplanationService:
     def methods_info(self) -> list[dict[str, Any]]:
         return [{"name": name, "execution": cls.execution.value,
                  "modalities": sorted(m.value for m in cls.modalities), "requires": cls.requires.value,
-                 "signed": cls.signed, "description": cls.summary(), "params": cls.Params.model_json_schema()}
+                 "local_only": cls.needs_module, "signed": cls.signed, "description": cls.summary(),
+                 "params": cls.Params.model_json_schema()}
                 for name, cls in all_methods().items()]
 
-    def methods_for(self, modality: Modality, *, remote: bool = False) -> list[str]:
-        """Methods that explain this modality; for a model on a model server, only black-box ones."""
-        return [name for name, cls in all_methods().items()
-                if modality in cls.modalities and not (remote and needs_local_model(cls))]
+    def methods_for(self, manifest: Manifest) -> list[str]:
+        """The methods that can explain this model (its modality; only black-box ones on a model server)."""
+        return [name for name, cls in all_methods().items() if cls.refusal(manifest) is None]
 
     def model_info(self, model_id: str) -> dict[str, Any]:
-        manifest = self.registry.manifest(model_id)
-        return self.registry.info(model_id, self.methods_for(manifest.modality, remote=manifest.remote is not None))
+        return self.registry.info(model_id, self.methods_for(self.registry.manifest(model_id)))
 
     def models_info(self) -> list[dict[str, Any]]:
         return [self.model_info(i) for i in self.registry.ids()]
@@ -93,18 +88,12 @@ class ExplanationService:
         """Every check a request must pass before it runs (or is queued)."""
         cls = get_method(method)
         manifest = self.registry.manifest(model_id)
-        remote = manifest.remote is not None
-        if manifest.modality not in cls.modalities:
-            raise MethodNotSupported(
-                f"method {method!r} does not explain {manifest.modality.value} models",
-                details={"modalities": sorted(m.value for m in cls.modalities),
-                         "methods_for_model": self.methods_for(manifest.modality, remote=remote)})
-        if remote and needs_local_model(cls):
-            raise MethodNotSupported(
-                f"method {method!r} needs the model's gradients or layers; model {model_id!r} runs on a model "
-                f"server, which gives only predictions",
-                details={"requires": cls.requires.value, "source": "remote",
-                         "methods_for_model": self.methods_for(manifest.modality, remote=True)})
+        refusal = cls.refusal(manifest)
+        if refusal is not None:
+            raise MethodNotSupported(refusal, details={
+                "modalities": sorted(m.value for m in cls.modalities), "requires": cls.requires.value,
+                "source": "remote" if manifest.remote is not None else "local",
+                "methods_for_model": self.methods_for(manifest)})
         parsed = parse_params(cls.Params, dict(params) if params is not None else None)
         model = self.registry.get(model_id)
         return Prepared(cls, model, self.decode_input(model, payload), parsed)

@@ -18,8 +18,9 @@ class Execution(str, Enum):
 
 
 class Requires(str, Enum):
-    GRADIENTS = "gradients"
-    PREDICTIONS = "predictions"
+    GRADIENTS = "gradients"  # the module's (possibly modified) gradients
+    ACTIVATIONS = "activations"  # a layer's activations, and predictions
+    PREDICTIONS = "predictions"  # the model's predictions only
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from demos.torchvision_bundle import make_bundle  # noqa: E402
-from explainers.models.manifest import read_manifest  # noqa: E402
+from demos.torchvision_bundle import make_bundle
+from explainers.models.manifest import read_manifest
 
 
 def main(argv: list[str] | None = None) -> int:

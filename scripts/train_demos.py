@@ -21,8 +21,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from demos import sentiment, shapes, tabular  # noqa: E402
-from demos.train import accuracy, fit, save_bundle  # noqa: E402
+from demos import sentiment, shapes, tabular
+from demos.train import accuracy, fit, save_bundle
 
 SEED = 0
 SHAPES_TRAIN, SHAPES_HELDOUT = (6000, 1), (1000, 2)  # (n, generator seed)

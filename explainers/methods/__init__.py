@@ -1,6 +1,11 @@
-"""Every method, imported explicitly so that the registry sees it."""
+"""Every method, imported explicitly so that the registry sees it; the methods by name."""
 
-from explainers.methods import (  # noqa: F401
+from __future__ import annotations
+
+from typing import Any
+
+from explainers.base import Explainer
+from explainers.methods import (  # noqa: F401  (the explicit import list registers every method)
     anchors,
     deconvnet,
     gradcam,
@@ -18,3 +23,14 @@ from explainers.methods import (  # noqa: F401
     scorecam,
     smoothgrad,
 )
+from explainers.registry import lookup, registered
+
+
+def all_methods() -> dict[str, type[Explainer[Any]]]:
+    """Every registered method by name, sorted."""
+    return registered()
+
+
+def get_method(name: str) -> type[Explainer[Any]]:
+    """The method called `name`, or an `unknown_method` error listing the known ones."""
+    return lookup(name)

@@ -123,7 +123,7 @@ class AnchorSearch:
         if not pairs:
             return
         results = self._sample([a for a, _ in pairs], [g for _, g in pairs])
-        for (anchor, g), (hits, satisfied) in zip(pairs, results):
+        for (anchor, _), (hits, satisfied) in zip(pairs, results):
             self._record(anchor, hits, satisfied)
         self.used += sum(g for _, g in pairs)
 

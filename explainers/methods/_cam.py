@@ -2,83 +2,71 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from pydantic import Field
-from torch import nn
 
 from explainers.base import Attribution, Context, Explainer
-from explainers.errors import InvalidParams
-from explainers.params import Params
+from explainers.hooks import capture_output, last_output
+from explainers.params import P, Params
 from explainers.types import Modality
+
+LAYER_HELP = "module name of the CAM layer; default: the model's cam_layer"
 
 
 class CamParams(Params):
-    layer: str | None = Field(None, max_length=200,
-                              description="module name of the CAM layer; default: the model's cam_layer")
-
-
-@contextmanager
-def capture_layer(layer: nn.Module) -> Iterator[list[torch.Tensor]]:
-    """Within the block, the layer's output becomes a leaf that collects gradients.
-
-    The backward pass then stops at the layer: nothing before it is differentiated.
-    """
-    seen: list[torch.Tensor] = []
-
-    def hook(_m: nn.Module, _inputs: object, output: object) -> torch.Tensor:
-        if not isinstance(output, torch.Tensor) or output.dim() != 4:
-            raise InvalidParams("the CAM layer must output a [batch, channels, height, width] tensor")
-        leaf = output.detach().requires_grad_(True)
-        seen.append(leaf)
-        return leaf
-
-    handle = layer.register_forward_hook(hook)
-    try:
-        yield seen
-    finally:
-        handle.remove()
+    layer: str | None = Field(None, max_length=200, description=LAYER_HELP)
 
 
 def layer_activations_and_gradients(ctx: Context, layer_name: str | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Activations A [1, K, h, w] of the layer and d score / d A, from one forward pass."""
-    name = layer_name or ctx.model.manifest.cam_layer
-    if not name:
-        raise InvalidParams("the model has no default cam_layer: pass params.layer")
-    layer = ctx.model.layer(name)
-    with torch.enable_grad(), capture_layer(layer) as seen:
+    """Activations A [1, K, h, w] of the layer and d score / d A, from one forward pass.
+
+    The backward pass stops at the layer: nothing before it is differentiated.
+    """
+    name, layer = ctx.layer(layer_name)
+    with torch.enable_grad(), capture_output(layer, leaf=True, feature_map=True) as seen:
         outputs = ctx.forward(ctx.x)
         ctx.observe(outputs)
-        if not seen:
-            raise InvalidParams(f"layer {name!r} is not used in the forward pass")
-        activation = seen[-1]
+        activation = last_output(seen, name)
         (grad,) = torch.autograd.grad(ctx.score(outputs).sum(), activation)
     return activation.detach(), grad
 
 
-class CamExplainer(Explainer):
+class CamBase(Explainer[P]):
     """Base of the CAM methods: a subclass writes `cam(activations, gradients)`."""
 
     modalities = frozenset({Modality.IMAGE})
-    Params = CamParams
     signed = False
 
     def cam(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
         """[1, K, h, w] activations and gradients -> map [h, w] (before the final ReLU)."""
         raise NotImplementedError
 
-    def _attribute(self, ctx: Context, p: Any) -> Attribution:
-        # `p` is an instance of `self.Params`: a `CamParams`, or a subclass's own model (as in `Explainer`)
-        return Attribution(*self.upsampled(ctx, p, "bilinear"))
-
-    def upsampled(self, ctx: Context, p: CamParams, mode: str) -> tuple[torch.Tensor, dict[str, Any]]:
-        """The ReLU'd CAM [H, W], upsampled to the model's input size, and its details."""
-        activations, grads = layer_activations_and_gradients(ctx, p.layer)
+    def layer_cam(self, ctx: Context, layer: str | None) -> tuple[torch.Tensor, dict[str, Any]]:
+        """The ReLU'd CAM [h, w] at the layer's resolution, and its details (the base resizes it)."""
+        activations, grads = layer_activations_and_gradients(ctx, layer)
         low = torch.relu(self.cam(activations.float(), grads.float()))
-        height, width = ctx.x.shape[-2:]
-        options = {"align_corners": False} if mode == "bilinear" else {}
-        up = torch.nn.functional.interpolate(low[None, None], size=(height, width), mode=mode, **options)[0, 0]
-        return up, {"layer": p.layer or ctx.model.manifest.cam_layer, "cam_shape": list(low.shape)}
+        return low, {"layer": layer or ctx.model.manifest.cam_layer, "cam_shape": list(low.shape)}
+
+
+class CamExplainer(CamBase[CamParams]):
+    """A CAM method with the plain CAM params."""
+
+    Params = CamParams
+
+    def _attribute(self, ctx: Context, p: CamParams) -> Attribution:
+        return Attribution(*self.layer_cam(ctx, p.layer))
+
+
+def to_input_size(cam: torch.Tensor, ctx: Context, mode: Literal["bilinear", "nearest"]) -> torch.Tensor:
+    """A CAM [h, w] brought to the model input's size, for methods that combine it with input gradients."""
+    options = {"align_corners": False} if mode == "bilinear" else {}
+    return F.interpolate(cam[None, None], size=tuple(ctx.x.shape[-2:]), mode=mode, **options)[0, 0]
+
+
+def gradcam_weighting(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+    """Grad-CAM: channels weighted by their spatially averaged gradients."""
+    weights = gradients.mean(dim=(2, 3), keepdim=True)
+    return (weights * activations).sum(1)[0]

@@ -137,7 +137,7 @@ def keeps_class(ctx: Context, space: Space, draws: np.ndarray, batch_size: int, 
 
 
 @register
-class Anchors(PerturbationExplainer):
+class Anchors(PerturbationExplainer[AnchorsParams]):
     """Anchors (Ribeiro et al. 2018). https://homes.cs.washington.edu/~marcotcr/aaai18.pdf
 
     Predicates: x's quartile bin of a feature, a token kept at its position, a superpixel

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from explainers.methods._cam import CamExplainer
+from explainers.methods._cam import CamExplainer, gradcam_weighting
 from explainers.registry import register
 
 
@@ -15,5 +15,4 @@ class GradCam(CamExplainer):
     name = "gradcam"
 
     def cam(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
-        weights = gradients.mean(dim=(2, 3), keepdim=True)
-        return (weights * activations).sum(1)[0]
+        return gradcam_weighting(activations, gradients)

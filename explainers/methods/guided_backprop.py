@@ -12,7 +12,7 @@ from explainers.types import Modality
 
 
 @register
-class GuidedBackprop(Explainer):
+class GuidedBackprop(Explainer[BaseParams]):
     """Guided backpropagation (Springenberg et al. 2014). https://arxiv.org/abs/1412.6806"""
 
     name = "guided_backprop"

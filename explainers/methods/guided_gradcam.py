@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
+import torch
 from pydantic import Field
 
 from explainers.base import Attribution, Context
-from explainers.methods._cam import CamParams
+from explainers.methods._cam import CamBase, CamParams, gradcam_weighting, to_input_size
 from explainers.methods._gradients import reduce, relu_backward_rule, score_gradient
-from explainers.methods.gradcam import GradCam
 from explainers.registry import register
 
 
@@ -19,15 +19,18 @@ class GuidedGradCamParams(CamParams):
 
 
 @register
-class GuidedGradCam(GradCam):
+class GuidedGradCam(CamBase[GuidedGradCamParams]):
     """Guided Grad-CAM (Selvaraju et al. 2017). https://arxiv.org/abs/1610.02391"""
 
     name = "guided_gradcam"
     Params = GuidedGradCamParams
     signed = True
 
+    def cam(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+        return gradcam_weighting(activations, gradients)
+
     def _attribute(self, ctx: Context, p: GuidedGradCamParams) -> Attribution:
-        cam, details = self.upsampled(ctx, p, p.upsample)
+        low, details = self.layer_cam(ctx, p.layer)
         with relu_backward_rule(ctx.module, "guided"):
             guided = score_gradient(ctx, ctx.x)
-        return Attribution(reduce(guided * cam, ctx.model.modality, "sum"), details)
+        return Attribution(reduce(guided * to_input_size(low, ctx, p.upsample), ctx.model.modality, "sum"), details)

@@ -9,7 +9,7 @@ from explainers.registry import register
 
 
 @register
-class InputXGradient(Explainer):
+class InputXGradient(Explainer[BaseParams]):
     """Input x gradient (Shrikumar et al. 2016). https://arxiv.org/abs/1605.01713"""
 
     name = "input_x_gradient"

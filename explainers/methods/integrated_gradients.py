@@ -10,23 +10,20 @@ from pydantic import Field, model_validator
 
 from explainers.base import Attribution, Context, Explainer
 from explainers.methods._gradients import GRADIENT_MODALITIES, batched_gradients, reduce
-from explainers.params import Params
+from explainers.params import BASELINE_HELP, Baseline, GradientBatchParams
 from explainers.registry import register
 
 Rule = Literal["gausslegendre", "riemann_trapezoid", "riemann_middle", "riemann_left", "riemann_right"]
-Baseline = Literal["default", "black", "white", "zero", "blur", "pad", "unk", "mean", "median"]
 
 
-class IntegratedGradientsParams(Params):
+class IntegratedGradientsParams(GradientBatchParams):
     n_steps: int = Field(50, ge=1, le=1024, description="points on the path from baseline to input")
     method: Rule = Field("gausslegendre", description="quadrature rule along the path")
-    baseline: Baseline = Field(
-        "default", description="path start: images black|white|zero|blur (default black), "
-        "text pad|unk|zero embeddings (default pad), tabular mean|median|zero of the background (default mean)")
+    baseline: Baseline = Field("default", description="path start, the " + BASELINE_HELP)
     batch_size: int = Field(16, ge=1, le=512, description="path points per forward/backward pass")
 
     @model_validator(mode="after")
-    def _check(self) -> "IntegratedGradientsParams":
+    def _check(self) -> IntegratedGradientsParams:
         if self.method == "riemann_trapezoid" and self.n_steps < 2:
             raise ValueError("the riemann_trapezoid rule needs n_steps >= 2")
         return self
@@ -63,7 +60,7 @@ def integrated_gradients(ctx: Context, x: torch.Tensor, baseline: torch.Tensor, 
 
 
 @register
-class IntegratedGradients(Explainer):
+class IntegratedGradients(Explainer[IntegratedGradientsParams]):
     """Integrated gradients (Sundararajan et al. 2017). https://arxiv.org/abs/1703.01365"""
 
     name = "integrated_gradients"
@@ -76,7 +73,7 @@ class IntegratedGradients(Explainer):
             ends = ctx.forward(torch.cat([ctx.x, baseline]))
         ctx.observe(ends[:1])
         scores = ctx.score(ends)
-        attr = integrated_gradients(ctx, ctx.x, baseline, p.method, p.n_steps, p.batch_size)
+        attr = integrated_gradients(ctx, ctx.x, baseline, p.method, p.n_steps, ctx.batch_size)
         expected = float(scores[0] - scores[1])
         total = float(attr.sum())
         details = {"completeness_gap": total - expected, "attribution_sum": total,

@@ -46,7 +46,7 @@ def sampled_coalitions(rng: np.random.Generator, n: int, m: int) -> tuple[np.nda
 
 
 @register
-class KernelShap(PerturbationExplainer):
+class KernelShap(PerturbationExplainer[KernelShapParams]):
     """KernelSHAP (Lundberg & Lee 2017). https://arxiv.org/abs/1705.07874
 
     Hidden features come from the shared masker (tabular: the model averaged over

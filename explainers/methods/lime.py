@@ -48,7 +48,7 @@ def lime_fit(data: np.ndarray, y: np.ndarray, distances: np.ndarray, kernel_widt
 
 
 @register
-class Lime(PerturbationExplainer):
+class Lime(PerturbationExplainer[LimeParams]):
     """LIME (Ribeiro et al. 2016). https://arxiv.org/abs/1602.04938
 
     Image and text: superpixels or tokens are hidden through the shared masker;

@@ -47,7 +47,7 @@ class OcclusionParams(BlackBoxParams):
 
 
 @register
-class Occlusion(PerturbationExplainer):
+class Occlusion(PerturbationExplainer[OcclusionParams]):
     """Occlusion (Zeiler & Fergus 2014). https://arxiv.org/abs/1311.2901"""
 
     name = "occlusion"

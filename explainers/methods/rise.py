@@ -67,7 +67,7 @@ class RandomMasks:
 
 
 @register
-class Rise(PerturbationExplainer):
+class Rise(PerturbationExplainer[RiseParams]):
     """RISE (Petsiuk et al. 2018). https://arxiv.org/abs/1806.07421"""
 
     name = "rise"

@@ -15,7 +15,7 @@ class SaliencyParams(Params):
 
 
 @register
-class Saliency(Explainer):
+class Saliency(Explainer[SaliencyParams]):
     """Gradient saliency (Simonyan et al. 2013). https://arxiv.org/abs/1312.6034"""
 
     name = "saliency"

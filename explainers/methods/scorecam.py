@@ -8,7 +8,8 @@ from pydantic import Field
 from torch import nn
 
 from explainers.base import Attribution, Context
-from explainers.errors import InvalidParams
+from explainers.hooks import capture_output, last_output
+from explainers.methods._cam import LAYER_HELP
 from explainers.methods._perturbation import PerturbationExplainer
 from explainers.params import BlackBoxParams
 from explainers.registry import register
@@ -16,24 +17,14 @@ from explainers.types import Modality, Requires
 
 
 class ScoreCamParams(BlackBoxParams):
-    layer: str | None = Field(None, max_length=200,
-                              description="module name of the CAM layer; default: the model's cam_layer")
+    layer: str | None = Field(None, max_length=200, description=LAYER_HELP)
 
 
-def layer_activations(ctx: Context, layer: nn.Module, name: str) -> torch.Tensor:
+def layer_activations(ctx: Context, name: str, layer: nn.Module) -> torch.Tensor:
     """The layer's output [1, K, h, w] from one inference forward of the input (which also sets the target)."""
-    seen: list[torch.Tensor] = []
-    handle = layer.register_forward_hook(lambda _m, _i, output: seen.append(output))
-    try:
-        with torch.inference_mode():
-            ctx.observe(ctx.forward(ctx.x))
-    finally:
-        handle.remove()
-    if not seen:
-        raise InvalidParams(f"layer {name!r} is not used in the forward pass")
-    if not isinstance(seen[-1], torch.Tensor) or seen[-1].dim() != 4:
-        raise InvalidParams("the CAM layer must output a [batch, channels, height, width] tensor")
-    return seen[-1].float()
+    with torch.inference_mode(), capture_output(layer, feature_map=True) as seen:
+        ctx.observe(ctx.forward(ctx.x))
+    return last_output(seen, name).float()
 
 
 def unit_masks(activations: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -46,23 +37,22 @@ def unit_masks(activations: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
 
 
 @register
-class ScoreCam(PerturbationExplainer):
+class ScoreCam(PerturbationExplainer[ScoreCamParams]):
     """Score-CAM (Wang et al. 2020). https://arxiv.org/abs/1910.01279
 
     Black-box in its scores, but it reads one layer's activations: it needs a local model.
     """
 
     name = "scorecam"
-    requires = Requires.GRADIENTS  # white-box: it reads a layer's activations (no gradients, but no remote models)
+    requires = Requires.ACTIVATIONS
+    needs_module = True
     modalities = frozenset({Modality.IMAGE})
     Params = ScoreCamParams
     signed = False
 
     def _attribute(self, ctx: Context, p: ScoreCamParams) -> Attribution:
-        name = p.layer or ctx.model.manifest.cam_layer
-        if not name:
-            raise InvalidParams("the model has no default cam_layer: pass params.layer")
-        acts = layer_activations(ctx, ctx.model.layer(name), name)[0]  # [K, h, w]
+        name, layer = ctx.layer(p.layer)
+        acts = layer_activations(ctx, name, layer)[0]  # [K, h, w]
         x = ctx.x
         size = (x.shape[-2], x.shape[-1])
         n = acts.shape[0]
@@ -72,7 +62,6 @@ class ScoreCam(PerturbationExplainer):
             masked = x * unit_masks(acts[a:b], size)
             scores[a:b] = ctx.target_probabilities(masked, ctx.batch_size, done=a / n, share=(b - a) / n)
         weights = scores.softmax(0)
-        low = torch.relu(torch.tensordot(weights, acts, dims=1))
-        up = F.interpolate(low[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
-        return Attribution(up, {"layer": name, "cam_shape": list(low.shape), "channels": n,
+        low = torch.relu(torch.tensordot(weights, acts, dims=1))  # the base resizes it to the image
+        return Attribution(low, {"layer": name, "cam_shape": list(low.shape), "channels": n,
                                 "channel_weights_max": float(weights.max())})

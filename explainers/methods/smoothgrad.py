@@ -9,23 +9,18 @@ from pydantic import Field
 
 from explainers.base import Attribution, Context, Explainer
 from explainers.methods._gradients import GRADIENT_MODALITIES, batched_gradients, reduce
-from explainers.params import SeededParams
+from explainers.noise import draw_noise
+from explainers.params import GradientBatchParams, SeededParams
 from explainers.registry import register
 
 
-class SmoothGradParams(SeededParams):
+class SmoothGradParams(SeededParams, GradientBatchParams):
     n_samples: int = Field(25, ge=1, le=500, description="noisy copies averaged")
     noise_level: float = Field(0.15, ge=0.0, le=1.0,
                                description="noise standard deviation as a fraction of the input's value range")
     nt_type: Literal["smoothgrad", "smoothgrad_sq", "vargrad"] = Field(
         "smoothgrad", description="mean of |gradient|, mean of its square, or its variance")
     batch_size: int = Field(16, ge=1, le=512, description="noisy copies per forward/backward pass")
-
-
-def draw_noise(x: torch.Tensor, n: int, sigma: float, seed: int) -> torch.Tensor:
-    """n Gaussian noise tensors shaped like x [1, ...], from a per-call generator."""
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    return (torch.randn((n, *x.shape[1:]), generator=gen) * sigma).to(device=x.device, dtype=x.dtype)
 
 
 def smooth(grads: torch.Tensor, nt_type: str) -> torch.Tensor:
@@ -39,7 +34,7 @@ def smooth(grads: torch.Tensor, nt_type: str) -> torch.Tensor:
 
 
 @register
-class SmoothGrad(Explainer):
+class SmoothGrad(Explainer[SmoothGradParams]):
     """SmoothGrad (Smilkov et al. 2017). https://arxiv.org/abs/1706.03825"""
 
     name = "smoothgrad"
@@ -51,7 +46,7 @@ class SmoothGrad(Explainer):
         x = ctx.x
         sigma = p.noise_level * float(x.max() - x.min())
         noise = draw_noise(x, p.n_samples, sigma, p.seed)
-        grads = batched_gradients(ctx, x + noise, p.batch_size)
+        grads = batched_gradients(ctx, x + noise, ctx.batch_size)
         combined = smooth(grads, p.nt_type)
         return Attribution(reduce(combined, ctx.model.modality, "abs"),
                            {"sigma": sigma, "n_samples": p.n_samples, "nt_type": p.nt_type})

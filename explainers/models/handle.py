@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import torch
 from torch import nn
 
 from explainers.errors import InvalidInput, InvalidParams
+from explainers.hooks import replaced_output
 from explainers.models.manifest import Manifest
 from explainers.models.preprocess import image_baselines, image_pixels
 from explainers.models.tokenizer import WordTokenizer
@@ -211,7 +211,7 @@ class LocalModel(BundleModel):
             x = embedding(ids)
 
         def forward(emb: torch.Tensor) -> torch.Tensor:
-            with self.replaced_output(embedding, emb):
+            with replaced_output(embedding, emb):
                 return self.module(ids.expand(emb.shape[0], -1))
 
         def filled(token_id: int) -> Callable[[], torch.Tensor]:
@@ -221,16 +221,6 @@ class LocalModel(BundleModel):
             x=x, forward=forward, tokens=tokens, default_baseline="pad", native=ids, native_forward=self.module,
             baselines={"pad": filled(self.tokenizer.pad_id), "unk": filled(self.tokenizer.unk_id),
                        "zero": lambda: torch.zeros_like(x)})
-
-    @staticmethod
-    @contextmanager
-    def replaced_output(module: nn.Module, value: torch.Tensor) -> Iterator[None]:
-        """Within the block, `module` returns `value` instead of its own output."""
-        handle = module.register_forward_hook(lambda _m, _i, _o: value)
-        try:
-            yield
-        finally:
-            handle.remove()
 
     def input_info(self) -> dict[str, Any]:
         info = super().input_info()

@@ -35,7 +35,7 @@ class ImageSpec(_Strict):
     resize: Literal["stretch"] = "stretch"
 
     @model_validator(mode="after")
-    def _check(self) -> "ImageSpec":
+    def _check(self) -> ImageSpec:
         n = 1 if self.channel_order == "L" else 3
         if len(self.mean) != n or len(self.std) != n:
             raise ValueError(f"mean and std need {n} values for channel_order {self.channel_order}")
@@ -74,7 +74,7 @@ class TabularSpec(_Strict):
     background: str = Field("background.npy", description="file in the bundle: float array [n, n_features]")
 
     @model_validator(mode="after")
-    def _check(self) -> "TabularSpec":
+    def _check(self) -> TabularSpec:
         names = [f.name for f in self.features]
         if len(set(names)) != len(names):
             raise ValueError("feature names must be unique")
@@ -133,7 +133,7 @@ class Manifest(_Strict):
     tabular: TabularSpec | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> "Manifest":
+    def _check(self) -> Manifest:
         spec = {Modality.IMAGE: self.image, Modality.TEXT: self.text, Modality.TABULAR: self.tabular}
         if spec[self.modality] is None:
             raise ValueError(f"a {self.modality.value} model needs its '{self.modality.value}' section")

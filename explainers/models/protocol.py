@@ -1,7 +1,7 @@
 """What the explainers and the service use of a model: `LocalModel` and `RemoteModel` both provide it.
 
-The torch module is not part of it: only a local model has one (`Context.module` narrows to it for
-the white-box methods, which the service never runs on a remote model).
+The torch module and its layers are not part of it: only a local model has them (`Context.local`
+narrows to it for the methods with `needs_module`, which `Explainer.refusal` keeps off remote models).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-from torch import nn
 
 from explainers.models.handle import ModelInput, RawInput
 from explainers.models.manifest import Manifest
@@ -49,9 +48,6 @@ class Model(Protocol):
 
     @property
     def feature_names(self) -> list[str]: ...
-
-    def layer(self, name: str) -> nn.Module:
-        """The submodule called `name`; an error where it does not exist or is out of reach."""
 
     def probabilities(self, outputs: torch.Tensor) -> torch.Tensor: ...
 

@@ -3,7 +3,7 @@
 `RemoteModel` offers the explainers what `LocalModel` does, except the module: inputs are prepared
 here (image resizing and normalisation, tokenizing, background rows), and every forward is a series
 of batched `POST /v2/models/{name}/infer` calls of at most `remote.max_batch` rows. Methods that need
-gradients or a layer's activations cannot run on it (`layer` raises `MethodNotSupported`).
+gradients or a layer's activations cannot run on it (`Explainer.refusal` keeps them off).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import httpx
 import numpy as np
 import torch
 
-from explainers.errors import MethodNotSupported, ServiceError
+from explainers.errors import ServiceError
 from explainers.models.handle import BundleModel, ModelInput
 from explainers.models.manifest import Manifest, RemoteSpec
 
@@ -183,10 +183,6 @@ class RemoteModel(BundleModel):
 
     def run(self, batch: torch.Tensor) -> torch.Tensor:
         return self.forward(batch)
-
-    def layer(self, name: str) -> Any:
-        raise MethodNotSupported(f"model {self.id!r} runs on a model server: its layers ({name!r}) are out of reach",
-                                 details={"source": "remote"})
 
     def ready(self) -> bool:
         return self.client.ready()

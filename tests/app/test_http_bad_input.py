@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from explainers.registry import all_methods
+from explainers.methods import all_methods
 from tests.app.conftest import FEATURES, SMALL_BODY, SMALL_PIXELS, TEXT, assert_error, b64, timed
 from tests.conftest import png_bytes
 

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic_core import PydanticUndefined
 
-from explainers.registry import all_methods
+from explainers.methods import all_methods
 from tests.app.conftest import FEATURES, LABELS, assert_error, b64, make_client
 from tests.conftest import png_bytes
 
@@ -155,7 +155,7 @@ def test_models_lists_the_three(client: TestClient) -> None:
     models = response.json()["models"]
     assert sorted(m["id"] for m in models) == sorted(MODALITY)
     for info in models:
-        assert MODEL_INFO_KEYS <= set(info)
+        assert set(info) >= MODEL_INFO_KEYS
         assert info["modality"] == MODALITY[info["id"]]
         assert info["labels"] == LABELS[info["id"]]
         assert sorted(info["methods"]) == methods_for(info["modality"])
@@ -192,12 +192,14 @@ def test_methods_lists_the_registry(client: TestClient) -> None:
     assert set(listed) == set(registry)
     for name, cls in registry.items():
         info = listed[name]
-        assert METHOD_INFO_KEYS <= set(info)
+        assert set(info) >= METHOD_INFO_KEYS
         assert info["execution"] == cls.execution.value
         assert info["execution"] in ("sync", "async")
         assert sorted(info["modalities"]) == sorted(m.value for m in cls.modalities)
-        assert info["requires"] in ("gradients", "predictions")
+        assert info["requires"] in ("gradients", "activations", "predictions")
         assert info["requires"] == cls.requires.value
+        assert info["local_only"] is cls.needs_module
+        assert cls.needs_module or info["requires"] == "predictions"
 
 
 def _schema_bounds(prop: dict[str, Any]) -> dict[str, Any]:

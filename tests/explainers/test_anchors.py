@@ -137,7 +137,7 @@ def explain(model: LocalModel, raw: RawInput, **params):
 
 def fresh_precision(model: LocalModel, raw: RawInput, p: AnchorsParams, anchor: list[int], n: int = 5000) -> float:
     """Precision of `anchor` on fresh samples of the same conditional distribution, another seed."""
-    ctx = Context(model, model.prepare(raw), None, "probabilities", 5)
+    ctx = Context(model, model.prepare(raw), None, p, 5)
     space = make_space(ctx, p, np.random.default_rng(p.seed + 10_007))
     return float(keeps_class(ctx, space, space.draw(tuple(anchor), n), 1024, n).mean())
 
@@ -175,7 +175,7 @@ def test_tabular_samples_keep_the_anchored_features_in_x_bins(tiny_registry, mod
     model = tiny_registry.get("tiny-tabular")
     raw = raw_for(model, 1)
     p = parse_params(Anchors.Params, {"tabular_sampling": mode})
-    space = make_space(Context(model, model.prepare(raw), None, "probabilities", 5), p, np.random.default_rng(0))
+    space = make_space(Context(model, model.prepare(raw), None, p, 5), p, np.random.default_rng(0))
     assert isinstance(space, TabularSpace)
     anchor = (0, 2)
     draws = space.draw(anchor, 400)
@@ -228,7 +228,7 @@ def test_seeded_runs_repeat_and_the_budget_holds(tiny_registry):
     p = parse_params(Anchors.Params, {"seed": 3, "threshold": 0.999, "max_evaluations": 700})
     e = Anchors().explain(model, raw, p, target=2, progress=fractions.append)
     assert e.details["budget_exhausted"] and e.details["n_evaluations"] == e.details["model_evaluations"] <= 700
-    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and 0 <= fractions[0]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and fractions[0] >= 0
 
 
 def test_one_model_call_per_sampling_round(tiny_registry, monkeypatch):

@@ -13,13 +13,12 @@ from safetensors.torch import save_file
 
 from explainers.discretize import Discretizer
 from explainers.masking import segment
-from explainers.methods import kernel_shap, lime
+from explainers.methods import get_method, kernel_shap, lime
 from explainers.methods._surrogate import cosine_distance_to_all_ones
 from explainers.models.handle import LocalModel, RawInput
 from explainers.models.manifest import FeatureSpec
 from explainers.models.registry import ModelRegistry
 from explainers.params import parse_params
-from explainers.registry import get_method
 from tests.explainers.conftest import raw_for
 
 TINY = ["tiny-image", "tiny-text", "tiny-tabular"]

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from explainers.errors import InvalidParams, InvalidTarget
+from explainers.methods import all_methods, get_method
 from explainers.models.handle import LocalModel, RawInput
 from explainers.params import parse_params
-from explainers.registry import all_methods, get_method
 from explainers.types import Modality
 from tests.explainers.conftest import raw_for
 
@@ -120,3 +120,26 @@ def test_every_params_model_rejects_unknown_keys_and_has_bounds(name, modality):
         if field.annotation in (int, float):
             bounds = {type(m).__name__ for m in field.metadata}
             assert {"Ge", "Le"} <= bounds, f"{name}.{field_name} is unbounded"
+
+
+@pytest.mark.parametrize("name", ["gradcam", "gradcam++", "layercam", "scorecam"])
+def test_cam_methods_leave_the_resizing_to_the_base(tiny_registry, name):
+    """A CAM comes back from the method at its layer's resolution; the base resizes it once, to the image."""
+    from explainers.base import Context
+
+    model = tiny_registry.get("tiny-image")
+    raw = RawInput(image=np.random.default_rng(0).integers(0, 256, size=(21, 35, 3), dtype=np.uint8))
+    cls = get_method(name)
+    p = parse_params(cls.Params, FAST.get(name, {}))
+    with model.lock:
+        low = cls()._attribute(Context(model, model.prepare(raw), None, p, 5), p)
+    assert tuple(low.values.shape) == tuple(low.details["cam_shape"]) == (8, 8)  # the stride-2 layer of 16 px
+    assert explain(name, model, raw).attribution.shape == (21, 35)
+
+
+def test_methods_that_read_the_module_are_refused_on_remote_manifests(tiny_registry):
+    manifest = tiny_registry.manifest("tiny-image").model_copy(update={"remote": object()})
+    for name, cls in all_methods().items():
+        refusal = cls.refusal(manifest)
+        if Modality.IMAGE in cls.modalities:
+            assert (refusal is not None) is cls.needs_module, name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 
 import numpy as np
 import pytest
@@ -11,15 +12,15 @@ import torch.nn.functional as F
 from captum.attr import Occlusion as CaptumOcclusion
 from scipy.ndimage import binary_dilation
 
-import explainers.methods.gradcam  # noqa: F401  (importing registers the methods)
-import explainers.methods.occlusion  # noqa: F401
-import explainers.methods.rise  # noqa: F401
+import explainers.methods.gradcam
+import explainers.methods.occlusion
+import explainers.methods.rise
 import explainers.methods.scorecam  # noqa: F401
 from explainers.errors import InvalidParams
+from explainers.methods import get_method
 from explainers.methods.rise import BLOCK, RandomMasks
 from explainers.models.handle import LocalModel, RawInput
 from explainers.params import parse_params
-from explainers.registry import get_method
 from tests.explainers.conftest import raw_for
 
 IMAGE_CASES = [("tiny", "tiny-image", 5, 3, "black"), ("tiny", "tiny-image", 4, 4, "mean"),
@@ -201,12 +202,12 @@ def test_argmax_falls_on_the_object_for_rise_occlusion_and_gradcam(demo_registry
     data = generate(30, seed=12345)
     methods = {"rise": {"n_masks": 600, "cell_size": 8, "batch_size": 200},
                "occlusion": {"window": 10, "stride": 5, "baseline": "mean", "batch_size": 144}, "gradcam": {}}
-    hits = {name: 0 for name in methods}
+    hits = dict.fromkeys(methods, 0)
     for image, label, mask in zip(data.images, data.labels, data.masks):
         near = binary_dilation(mask, iterations=2)
         for name, params in methods.items():
             attribution = run(name, model, RawInput(image=image), target=int(label), **params).attribution
             hits[name] += bool(near.flat[int(np.argmax(attribution))])
     rates = {name: hit / len(data.labels) for name, hit in hits.items()}
-    print("argmax-in-object rates:", rates)
+    logging.getLogger(__name__).info("argmax-in-object rates: %s", rates)
     assert min(rates.values()) >= 0.7, rates

@@ -12,9 +12,9 @@ import pytest
 import torch
 from captum import attr as ca
 
+from explainers.methods import get_method
 from explainers.models.handle import LocalModel
 from explainers.params import parse_params
-from explainers.registry import get_method
 from tests.explainers.conftest import raw_for
 
 IMAGE_MODELS = [("tiny", "tiny-image"), ("resnet", "resnet18"), ("demo", "shapes-cnn")]

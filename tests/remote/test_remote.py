@@ -28,10 +28,10 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.settings import Settings
 from explainers.errors import ServiceError
+from explainers.methods import all_methods
 from explainers.models.manifest import Manifest
 from explainers.models.registry import ModelRegistry
 from explainers.models.remote import ModelServerError, ModelServerUnavailable, RemoteModel, V2Client
-from explainers.registry import all_methods
 from explainers.serialize import OutputOptions, decode_array
 from explainers.service import ExplanationService
 from explainers.types import Requires
