@@ -18,6 +18,7 @@ from rq.serializers import JSONSerializer
 from explainers.errors import ServiceError
 
 TASK = "workers.tasks.explain_job"
+TASKS = {"explanation": TASK, "patterns": "workers.tasks.patterns_job"}  # job kind -> the task that runs it
 CANCEL_KEY = "xai:cancel:{}"
 _STATUS = {JobStatus.QUEUED: "queued", JobStatus.DEFERRED: "queued", JobStatus.SCHEDULED: "queued",
            JobStatus.STARTED: "started", JobStatus.FINISHED: "finished", JobStatus.FAILED: "failed",
@@ -56,15 +57,17 @@ class JobClient:
         except redis.RedisError as exc:
             raise QueueUnavailable(f"the job queue is unreachable: {exc}") from None
 
-    def submit(self, payload: dict[str, Any]) -> str:
+    def submit(self, payload: dict[str, Any], kind: str = "explanation") -> str:
+        """Enqueue a job of a kind (an explanation; patterns of a model); returns its id."""
         job_id = uuid.uuid4().hex
+        method = payload.get("method", kind)
         try:
-            self.queue.enqueue(TASK, payload, job_id=job_id, job_timeout=self.job_timeout,
+            self.queue.enqueue(TASKS[kind], payload, job_id=job_id, job_timeout=self.job_timeout,
                                result_ttl=self.result_ttl, failure_ttl=self.failure_ttl,
                                retry=Retry(max=self.retries) if self.retries else None,
-                               meta={"progress": 0.0, "method": payload["method"], "model_id": payload["model_id"],
+                               meta={"progress": 0.0, "kind": kind, "method": method, "model_id": payload["model_id"],
                                      "attribution": payload.get("attribution_encoding", "base64")},
-                               description=f"{payload['method']} on {payload['model_id']}")
+                               description=f"{method} on {payload['model_id']}")
         except redis.RedisError as exc:
             raise QueueUnavailable(f"the job queue is unreachable: {exc}") from None
         return job_id
@@ -90,7 +93,8 @@ class JobClient:
         elif status == "failed":
             error = meta.get("error") or _failure_reason(job)
         progress = 1.0 if status == "finished" else float(meta.get("progress", 0.0))
-        return {"job_id": job.id, "status": status, "progress": progress, "method": meta.get("method"),
+        return {"job_id": job.id, "kind": meta.get("kind", "explanation"), "status": status, "progress": progress,
+                "method": meta.get("method"),
                 "model_id": meta.get("model_id"), "created_at": _iso(job.created_at),
                 "started_at": _iso(job.started_at), "ended_at": _iso(job.ended_at),
                 "attempts": (self.retries + 1 - (job.retries_left or 0)) if self.retries else 1,

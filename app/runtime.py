@@ -51,7 +51,8 @@ class ApiService(ExplanationService):
             self.embedded = EmbeddedRedis(s.state_dir)
             url = self.embedded.start()
             if s.embedded_workers:
-                self.supervisor = WorkerSupervisor(url, s.embedded_workers, env={"XAI_MODEL_DIR": str(s.model_dir)})
+                self.supervisor = WorkerSupervisor(url, s.embedded_workers, env={
+                    "XAI_MODEL_DIR": str(s.model_dir), "XAI_STATE_DIR": str(s.state_dir)})
                 self.supervisor.start()
         self.jobs = JobClient(connect(url), s.queue_name, job_timeout=s.job_timeout, result_ttl=s.result_ttl,
                               failure_ttl=s.failure_ttl, retries=s.job_retries)
@@ -119,6 +120,12 @@ class ApiService(ExplanationService):
             "attribution_encoding": output.get("attribution", "base64")})
 
 
+    def submit_patterns(self, model_id: str, inputs: list[dict[str, Any]] | None) -> str:
+        """Check the sample set (the model, each input), then enqueue the patterns job; returns its id."""
+        self.pattern_samples(model_id, inputs)
+        return self.job_client().submit({"model_id": model_id, "inputs": inputs}, kind="patterns")
+
+
 def explanation_parts(settings: Settings) -> tuple[ModelRegistry, Limits]:
     """Apply the torch thread setting; the model registry and input limits the settings describe.
 
@@ -129,7 +136,7 @@ def explanation_parts(settings: Settings) -> tuple[ModelRegistry, Limits]:
 
         torch.set_num_threads(settings.torch_threads)
     limits = Limits(max_image_pixels=settings.max_image_pixels, max_text_chars=settings.max_text_chars)
-    return ModelRegistry(settings.model_dir, settings.device), limits
+    return ModelRegistry(settings.model_dir, settings.device, state_dir=settings.state_dir), limits
 
 
 def build_service(settings: Settings) -> ApiService:

@@ -154,8 +154,26 @@ class JobAccepted(BaseModel):
     links: JobLinks
 
 
+class PatternsRequest(_Body):
+    inputs: list[Input] | None = Field(
+        None, max_length=4096, description="sample inputs of the model's modality; default: the bundle's own "
+        "sample set (`samples` in its manifest; a tabular model's background)")
+
+
+class PatternsResult(BaseModel):
+    model_id: str
+    weights_hash: str = Field(description="SHA-256 of the weights file the patterns belong to")
+    n_samples: int
+    layers: int = Field(description="layers with weights that got patterns")
+    origin: str = Field(description="'request inputs' or 'bundle samples'")
+    stored: bool = Field(description="written to the state folder, where every API and worker process finds them")
+    seconds: float
+
+
 class JobState(BaseModel):
     job_id: str
+    kind: Literal["explanation", "patterns"] = Field(
+        "explanation", description="an explanation, or the patterns of a model (POST /models/{id}/patterns)")
     status: Literal["queued", "started", "finished", "failed", "canceled"]
     progress: float = Field(ge=0, le=1)
     method: str | None
@@ -164,5 +182,5 @@ class JobState(BaseModel):
     started_at: str | None
     ended_at: str | None
     attempts: int = Field(description="runs so far, retries after a lost worker included")
-    result: Explanation | None
+    result: Explanation | PatternsResult | None
     error: ErrorDetail | None

@@ -31,7 +31,8 @@ class Settings(BaseSettings):
                                   "and one worker process")
     queue_name: str = Field("explanations", min_length=1, max_length=100)
     state_dir: Path = Field(Path.home() / ".cache" / "xai-service",
-                            description="embedded mode: where the embedded Redis keeps its socket and data")
+                            description="embedded mode: where the embedded Redis keeps its socket and data; always: "
+                            "where patterns computed from models are stored (share it between API and workers)")
     embedded_workers: int = Field(1, ge=0, le=16, description="embedded mode: worker processes to supervise")
     job_timeout: int = Field(900, ge=10, le=86400, description="seconds a job may run")
     result_ttl: int = Field(3600, ge=10, le=30 * 86400, description="seconds a finished job's result is kept")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,11 +13,13 @@ from explainers.base import Explainer, Progress
 from explainers.errors import InvalidInput, MethodNotSupported
 from explainers.inputs import b64decode, decode_image, parse_features, validate_text
 from explainers.methods import all_methods, get_method
-from explainers.models.handle import RawInput
+from explainers.models.handle import LocalModel, RawInput
 from explainers.models.manifest import Manifest
 from explainers.models.protocol import Model
 from explainers.models.registry import ModelRegistry
+from explainers.models.samples import bundle_samples
 from explainers.params import Params, parse_params
+from explainers.pattern_store import compute_patterns, store_patterns
 from explainers.serialize import OutputOptions, render, to_payload
 from explainers.types import Modality
 
@@ -114,6 +116,40 @@ class ExplanationService:
         body["timing_ms"].update({"decode": (t1 - t0) * 1e3, "explain": (t2 - t1) * 1e3,
                                   "render": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3})
         return body
+
+    # -- model-level jobs -------------------------------------------------------------------------
+    MAX_SAMPLES = 4096
+
+    def pattern_samples(self, model_id: str, inputs: Sequence[Mapping[str, Any]] | None) -> list[RawInput]:
+        """The sample set patterns are computed from: the inputs sent, else the bundle's own samples."""
+        manifest = self.registry.manifest(model_id)
+        if manifest.remote is not None:
+            raise MethodNotSupported(f"model {model_id!r} runs on a model server: patterns need its layers",
+                                     details={"source": "remote"})
+        model = self.registry.get(model_id)
+        assert isinstance(model, LocalModel)
+        if inputs:
+            if len(inputs) > self.MAX_SAMPLES:
+                raise InvalidInput(f"at most {self.MAX_SAMPLES} sample inputs", code="too_many_samples")
+            return [self.decode_input(model, i) for i in inputs]
+        samples = bundle_samples(model)
+        if not samples:
+            raise InvalidInput(f"model {model_id!r} ships no sample set: send sample inputs", code="no_samples")
+        return samples
+
+    def compute_patterns(self, model_id: str, inputs: Sequence[Mapping[str, Any]] | None = None,
+                         progress: Progress | None = None) -> dict[str, Any]:
+        """Compute and store PatternNet's patterns of a local model from a sample set."""
+        samples = self.pattern_samples(model_id, inputs)
+        model = self.registry.get(model_id)
+        assert isinstance(model, LocalModel)
+        t0 = time.perf_counter()
+        with model.lock:
+            patterns = compute_patterns(model, samples, "request inputs" if inputs else "bundle samples", progress)
+        path = store_patterns(model, patterns)
+        return {"model_id": model_id, "weights_hash": model.weights_hash, "n_samples": patterns.n_samples,
+                "layers": len(patterns.layers), "origin": patterns.meta["origin"], "stored": path is not None,
+                "seconds": round(time.perf_counter() - t0, 3)}
 
     def predict(self, model_id: str, payload: Mapping[str, Any], top_k: int = 5) -> dict[str, Any]:
         model = self.registry.get(model_id)

@@ -2,7 +2,8 @@
 
     python scripts/train_demos.py [--out models] [--only shapes-cnn,sentiment-cnn,breast-cancer-mlp]
 
-Seeded and reproducible on CPU (2 threads, deterministic algorithms); about two
+Seeded, with deterministic algorithms on 2 threads (float rounding can still differ between CPUs,
+so a rerun elsewhere may not give byte-identical weights); about four
 minutes on a 2-core machine, most of it for the shapes CNN.
 """
 
@@ -28,6 +29,9 @@ SEED = 0
 SHAPES_TRAIN, SHAPES_HELDOUT = (6000, 1), (1000, 2)  # (n, generator seed)
 TEXT_TRAIN, TEXT_HELDOUT = (3000, 11), (1000, 12)
 TEXT_MAX_LENGTH = 64
+# The bundles' sample sets (images with their labels and object masks; review texts): PatternNet's
+# patterns are computed from them, and they are inputs a user can try. Seeds apart from training and held-out.
+SHAPES_SAMPLES, TEXT_SAMPLES = (100, 3), (64, 13)
 BACKGROUND_SIZE = 400  # nearly the whole training split (426 rows): anchors and LIME read their statistics here
 
 Result = tuple[float, int]  # (held-out accuracy, held-out size)
@@ -51,9 +55,12 @@ def train_shapes(folder: Path) -> Result:
         "architecture_kwargs": {"num_classes": len(shapes.LABELS)}, "labels": shapes.LABELS,
         "description": "Small CNN on synthetic 64x64 images of one geometric shape on a cluttered background "
                        "(demos/shapes.py generates images with ground-truth object masks).",
-        "cam_layer": shapes.CAM_LAYER,
+        "cam_layer": shapes.CAM_LAYER, "samples": "samples.npz",
         "image": {"size": [64, 64], "mean": shapes.MEAN, "std": shapes.STD, "channel_order": "RGB"},
     }
+    folder.mkdir(parents=True, exist_ok=True)
+    samples = shapes.generate(*SHAPES_SAMPLES)
+    np.savez_compressed(folder / "samples.npz", images=samples.images, labels=samples.labels, masks=samples.masks)
     save_bundle(folder, manifest, model, _metrics(acc, len(held.labels)))
     return acc, len(held.labels)
 
@@ -74,9 +81,12 @@ def train_sentiment(folder: Path) -> Result:
                        "(demos/sentiment.py marks the sentiment words of each review).",
         "text": {"tokenizer": "words", "vocab": "vocab.json", "max_length": TEXT_MAX_LENGTH,
                  "embedding_layer": "embedding"},
+        "samples": "samples.json",
     }
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.json").write_text(json.dumps(vocab) + "\n")
+    samples = [ex.text for ex in sentiment.generate(*TEXT_SAMPLES)]
+    (folder / "samples.json").write_text(json.dumps(samples, indent=0) + "\n")
     save_bundle(folder, manifest, model, _metrics(acc, len(held)))
     return acc, len(held)
 

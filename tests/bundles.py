@@ -33,17 +33,25 @@ def make_tiny_bundles(root: Path) -> dict[str, Path]:
         return module
 
     out = {}
-    out["tiny-image"] = _write(root / "tiny-image", {
+    samples = np.random.default_rng(1)
+    folder = _write(root / "tiny-image", {
         "id": "tiny-image", "modality": "image", "architecture": "tiny_models:build_image",
         "architecture_kwargs": {"classes": 3}, "weights": "weights.safetensors", "labels": ["red", "green", "blue"],
         "image": {"size": [16, 16], "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}, "cam_layer": "0.3",
+        "samples": "samples.npz",
     }, seeded(tiny_models.build_image()))
+    np.savez(folder / "samples.npz", images=samples.integers(0, 256, size=(24, 16, 16, 3), dtype=np.uint8))
+    out["tiny-image"] = folder
     folder = _write(root / "tiny-text", {
         "id": "tiny-text", "modality": "text", "architecture": "tiny_models:build_text",
         "architecture_kwargs": {"vocab_size": len(VOCAB)}, "weights": "weights.safetensors",
         "labels": ["negative", "positive"], "text": {"embedding_layer": "embedding", "max_length": 16},
+        "samples": "samples.json",
     }, seeded(tiny_models.build_text(len(VOCAB))))
     (folder / "vocab.json").write_text(json.dumps(VOCAB))
+    words = VOCAB[2:]
+    (folder / "samples.json").write_text(json.dumps([" ".join(samples.choice(words, size=int(samples.integers(2, 9))))
+                                                     for _ in range(24)]))
     out["tiny-text"] = folder
     folder = _write(root / "tiny-tabular", {
         "id": "tiny-tabular", "modality": "tabular", "architecture": "tiny_models:build_tabular",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rq import get_current_job
@@ -67,19 +68,14 @@ class JobProgress:
         self.job.save_meta()
 
 
-def explain_job(payload: dict[str, Any]) -> dict[str, Any]:
-    """Run one explanation; the result is the contract's Explanation (attribution as base64)."""
+def _run(work: Callable[[JobProgress], dict[str, Any]]) -> dict[str, Any]:
+    """Run a job's work with progress; record why it failed on the job, and whether to retry."""
     job = get_current_job()
-    assert job is not None, "explain_job runs inside an RQ job"
+    assert job is not None, "tasks run inside an RQ job"
     job.meta["progress"] = 0.0
     job.save_meta()
-    out = payload.get("output") or {}
-    options = OutputOptions(overlay=out.get("overlay", True), colormap=out.get("colormap"),
-                            alpha=out.get("alpha", 0.5), attribution="base64")
     try:
-        return service().explain(payload["method"], payload["model_id"], payload["input"],
-                                 target=payload.get("target"), params=payload.get("params"), output=options,
-                                 top_k=payload.get("top_k", 5), progress=JobProgress(job))
+        return work(JobProgress(job))
     except JobCanceled:
         job.retries_left = None  # a canceled job is not retried
         job.meta.update({"canceled": True, "error": {"code": "canceled", "message": "canceled by the client",
@@ -97,3 +93,18 @@ def explain_job(payload: dict[str, Any]) -> dict[str, Any]:
                              "details": {"timeout_s": job.timeout}}
         job.save_meta()
         raise
+
+
+def explain_job(payload: dict[str, Any]) -> dict[str, Any]:
+    """Run one explanation; the result is the contract's Explanation (attribution as base64)."""
+    out = payload.get("output") or {}
+    options = OutputOptions(overlay=out.get("overlay", True), colormap=out.get("colormap"),
+                            alpha=out.get("alpha", 0.5), attribution="base64")
+    return _run(lambda progress: service().explain(
+        payload["method"], payload["model_id"], payload["input"], target=payload.get("target"),
+        params=payload.get("params"), output=options, top_k=payload.get("top_k", 5), progress=progress))
+
+
+def patterns_job(payload: dict[str, Any]) -> dict[str, Any]:
+    """Compute and store a model's patterns from the payload's inputs (else the bundle's samples)."""
+    return _run(lambda progress: service().compute_patterns(payload["model_id"], payload.get("inputs"), progress))

@@ -36,6 +36,9 @@ async def _finished(service: ServiceDep, job_id: str) -> dict[str, Any]:
     state = await run_in_threadpool(service.job_client().state, job_id)
     if state["status"] != "finished":
         raise JobNotFinished(f"job {job_id} is {state['status']}", details={"status": state["status"]})
+    if state["kind"] != "explanation":
+        raise JobNotFound(f"job {job_id} computed {state['kind']}: it has no overlay or attribution",
+                          code="not_an_explanation")
     return state["result"]
 
 

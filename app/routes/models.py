@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.deps import ServiceDep
-from app.schemas import ERROR_RESPONSES, ModelInfo, ModelList, PredictRequest, PredictResponse
+from app.deps import ServiceDep, SettingsDep
+from app.schemas import (
+    ERROR_RESPONSES,
+    JobAccepted,
+    ModelInfo,
+    ModelList,
+    PatternsRequest,
+    PatternsResult,
+    PredictRequest,
+    PredictResponse,
+)
 
 router = APIRouter(tags=["models"], responses=ERROR_RESPONSES)
 
@@ -27,3 +37,27 @@ def get_model(model_id: str, service: ServiceDep) -> dict[str, Any]:
 async def predict(model_id: str, body: PredictRequest, service: ServiceDep) -> dict[str, Any]:
     payload = body.input.model_dump(exclude_none=True)
     return await run_in_threadpool(service.predict, model_id, payload, body.top_k)
+
+
+@router.post("/models/{model_id}/patterns", operation_id="compute_patterns", response_model=PatternsResult,
+             status_code=202, responses={202: {"model": JobAccepted, "description": "the patterns job"},
+                                         200: {"model": PatternsResult, "description": "with ?wait, the job's result"}})
+async def compute_patterns(model_id: str, service: ServiceDep, settings: SettingsDep,
+                           body: PatternsRequest | None = None,
+                           wait: float | None = Query(None, ge=0, le=600, description="seconds to hold the request "
+                                                      "for the job to end")) -> Any:
+    """A job that computes PatternNet's patterns of a local model from a sample set and stores them.
+
+    The sample set is `inputs`, else the bundle's own; the patterns are kept in the state folder under
+    the weights' hash, where `patternnet` and `pattern_attribution` find them.
+    """
+    inputs = [i.model_dump(exclude_none=True) for i in body.inputs] if body and body.inputs else None
+    job_id = await run_in_threadpool(service.submit_patterns, model_id, inputs)
+    state: dict[str, Any] = {"status": "queued"}
+    if wait:
+        state = await run_in_threadpool(service.job_client().wait, job_id, min(wait, settings.max_wait))
+        if state["status"] == "finished":
+            return JSONResponse(state["result"], status_code=200)
+    location = f"/jobs/{job_id}"
+    return JSONResponse({"job_id": job_id, "status": state["status"], "links": {"self": location}},
+                        status_code=202, headers={"Location": location})

@@ -9,6 +9,7 @@ import torch
 from pydantic import Field, model_validator
 
 from explainers.base import Attribution, Context, Explainer
+from explainers.completeness import completeness
 from explainers.methods._gradients import GRADIENT_MODALITIES, batched_gradients, reduce
 from explainers.params import BASELINE_HELP, Baseline, GradientBatchParams
 from explainers.registry import register
@@ -74,9 +75,7 @@ class IntegratedGradients(Explainer[IntegratedGradientsParams]):
         ctx.observe(ends[:1])
         scores = ctx.score(ends)
         attr = integrated_gradients(ctx, ctx.x, baseline, p.method, p.n_steps, ctx.batch_size)
-        expected = float(scores[0] - scores[1])
-        total = float(attr.sum())
-        details = {"completeness_gap": total - expected, "attribution_sum": total,
-                   "score_difference": expected, "score_input": float(scores[0]),
-                   "score_baseline": float(scores[1]), "baseline": p.baseline, "n_steps": p.n_steps}
+        details = {**completeness(float(attr.sum()), float(scores[0]), float(scores[1])),
+                   "score_input": float(scores[0]), "score_baseline": float(scores[1]), "baseline": p.baseline,
+                   "n_steps": p.n_steps}
         return Attribution(reduce(attr, ctx.model.modality, "sum"), details)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import threading
 from collections.abc import Callable
@@ -177,11 +179,23 @@ class LocalModel(BundleModel):
 
     source = "local"
 
-    def __init__(self, manifest: Manifest, folder: Path, module: nn.Module, device: torch.device) -> None:
+    def __init__(self, manifest: Manifest, folder: Path, module: nn.Module, device: torch.device, *,
+                 state_dir: Path | None = None) -> None:
         super().__init__(manifest, folder, device)
         self.module = module
+        self.state_dir = state_dir
         if manifest.text is not None:
             self.layer(self.embedding_layer)
+
+    @functools.cached_property
+    def weights_hash(self) -> str:
+        """SHA-256 of the weights file: what is computed from the weights is stored under it."""
+        assert self.manifest.weights is not None
+        digest = hashlib.sha256()
+        with open(self.folder / self.manifest.weights, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
 
     def run(self, batch: torch.Tensor) -> torch.Tensor:
         return self.module(batch)

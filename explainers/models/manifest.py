@@ -128,6 +128,9 @@ class Manifest(_Strict):
         "logits", description="what the module returns; explanations use logits unless asked otherwise")
     description: str = ""
     cam_layer: str | None = Field(None, description="module name of the default CAM layer (image models)")
+    samples: str | None = Field(
+        None, description="file in the bundle with sample inputs: .npz with 'images' uint8 [N, H, W, 3] (image "
+        "models), or a JSON list of texts (text models); tabular models use their background sample")
     image: ImageSpec | None = None
     text: TextSpec | None = None
     tabular: TabularSpec | None = None

@@ -32,9 +32,10 @@ def pick_device(name: str = "auto") -> torch.device:
 class ModelRegistry:
     """Reads every bundle in a folder; loads a model on first use (or all at start)."""
 
-    def __init__(self, folder: Path, device: str = "auto") -> None:
+    def __init__(self, folder: Path, device: str = "auto", state_dir: Path | None = None) -> None:
         self.folder = Path(folder)
         self.device = pick_device(device)
+        self.state_dir = state_dir  # where models keep what is computed from them (patterns)
         self._manifests: dict[str, tuple[Manifest, Path]] = {}
         self._loaded: dict[str, Model] = {}
         self._broken: dict[str, str] = {}
@@ -87,7 +88,8 @@ class ModelRegistry:
                         self._loaded[model_id] = RemoteModel(manifest, folder)
                     else:
                         module = load_module(manifest, folder, self.device)
-                        self._loaded[model_id] = LocalModel(manifest, folder, module, self.device)
+                        self._loaded[model_id] = LocalModel(manifest, folder, module, self.device,
+                                                            state_dir=self.state_dir)
                 except Exception as exc:  # a broken bundle must not take the service down
                     log.exception("loading model %s failed", model_id)
                     raise ModelLoadError(f"model {model_id!r} could not be loaded: {exc}") from exc

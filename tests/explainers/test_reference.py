@@ -90,7 +90,7 @@ def test_integrated_gradients_matches_captum_and_is_complete(load, where, model_
         # sum to (n-1)/n; ours are the textbook 1/(n-1) and sum to 1 (completeness below checks it).
         ref = ref * 40 / 39
     else:
-        assert abs(gap - float(delta)) <= 1e-3 * abs(diff) + 1e-5  # the same completeness gap as Captum's
+        assert abs(gap + float(delta)) <= 1e-3 * abs(diff) + 1e-5  # Captum's delta is sum - difference: -gap
     close(ours.attribution, channels(ref, "sum"), rtol=1e-3, atol_frac=1e-3)
     if where != "resnet":  # a random-weight ResNet needs far more steps than 40 to be complete
         assert abs(gap) <= 0.05 * abs(diff) + 1e-3, (gap, diff)
