@@ -74,3 +74,23 @@ def make_slow_bundle(root: Path, delay: float = 0.005) -> Path:
         "architecture_kwargs": {"delay": delay}, "weights": "weights.safetensors", "labels": ["red", "green", "blue"],
         "image": {"size": [16, 16], "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}, "cam_layer": "inner.0.3",
     }, module)
+
+
+def make_propagation_bundles(root: Path, tiny_dir: Path) -> None:
+    """`tiny-gated` (a layer propagation cannot pass) and `tiny-image-bare` (tiny-image without samples)."""
+    gen = torch.Generator().manual_seed(99)
+    module = tiny_models.build_gated()
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
+    _write(root / "tiny-gated", {
+        "id": "tiny-gated", "modality": "image", "architecture": "tiny_models:build_gated",
+        "weights": "weights.safetensors", "labels": ["red", "green", "blue"],
+        "image": {"size": [16, 16], "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}, "cam_layer": "conv",
+    }, module)
+    bare = root / "tiny-image-bare"
+    shutil.copytree(tiny_dir / "tiny-image", bare)
+    (bare / "samples.npz").unlink()
+    manifest = json.loads((bare / "model.json").read_text())
+    manifest.pop("samples")
+    (bare / "model.json").write_text(json.dumps({**manifest, "id": "tiny-image-bare"}, indent=1))

@@ -50,3 +50,20 @@ class Slow(nn.Module):
 
 def build_slow_image(classes: int = 3, delay: float = 0.005) -> nn.Module:
     return Slow(build_image(classes), delay)
+
+
+class Gated(nn.Module):
+    """A convolution gated by its own sigmoid: a product of two computed tensors, which propagation refuses."""
+
+    def __init__(self, classes: int = 3) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.head = nn.Linear(4, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv(x)
+        return self.head((h * torch.sigmoid(h)).mean((2, 3)))
+
+
+def build_gated(classes: int = 3) -> nn.Module:
+    return Gated(classes)

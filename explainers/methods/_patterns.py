@@ -28,8 +28,8 @@ class PatternExplainer(PropagationExplainer[PatternParams]):
     attribution: ClassVar[bool]
 
     def _attribute(self, ctx: Context, p: PatternParams) -> Attribution:
+        canon = canonized(ctx)  # first: a model the engine cannot handle is refused as such
         patterns = patterns_for(ctx.local)
-        canon = canonized(ctx)
         rules = {s.target: patterns.rule(s.target, p.estimator, attribution=self.attribution,
                                          project=not self.attribution)
                  for s in canon.steps if s.kind in WEIGHTED and s.target in patterns.layers}

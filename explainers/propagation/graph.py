@@ -17,6 +17,7 @@ gradient where a rule belongs.
 from __future__ import annotations
 
 import builtins
+import copy
 import operator
 import threading
 import weakref
@@ -96,7 +97,8 @@ def canonize(module: nn.Module, embedding: str | None = None) -> Canonized:
     with _LOCK:
         per_module = _CACHE.setdefault(module, {})
         if embedding not in per_module:
-            per_module[embedding] = _build(module, embedding)
+            with torch.inference_mode(False), torch.no_grad():  # fused weights must be usable by autograd
+                per_module[embedding] = _build(module, embedding)
         return per_module[embedding]
 
 
@@ -127,6 +129,7 @@ def _build(module: nn.Module, embedding: str | None) -> Canonized:
         node.replace_all_uses_with(new)
         graph.erase_node(node)
         data.add(new)
+    _out_of_place(gm, data)
     folded = _fold_batchnorms(gm, data)
     graph.lint()
     gm.recompile()
@@ -174,6 +177,8 @@ def _data_nodes(graph: fx.Graph, source: fx.Node) -> set[fx.Node]:
 def _as_module(node: fx.Node, data: set[fx.Node]) -> nn.Module | None:
     """The module that takes the place of a function node, None for a shape operation."""
     target = node.target
+    if isinstance(target, str) and target.endswith("_") and not target.startswith("__"):
+        target = target[:-1]  # x.mul_(c) computes x.mul(c): the canonized graph writes nothing in place
     fn: Any = getattr(torch.Tensor, target) if isinstance(target, str) else target
     tensors = [a for a in node.args if isinstance(a, fx.Node)]
     computed = [a for a in tensors if a in data]
@@ -197,6 +202,24 @@ def _as_module(node: fx.Node, data: set[fx.Node]) -> nn.Module | None:
     args = tuple(slot() if isinstance(a, fx.Node) else a for i, a in enumerate(node.args) if i != position)
     kwargs = {k: v for k, v in node.kwargs.items() if k != "inplace"}
     return Call(fn, kind, args, kwargs, position=position, label=str(getattr(target, "__name__", target)))
+
+
+def _out_of_place(gm: fx.GraphModule, data: set[fx.Node]) -> None:
+    """In-place activation modules get out-of-place copies in the graph (the served module keeps its own):
+    an in-place write would clobber the tensors the rules read in the backward pass."""
+    copies: dict[str, str] = {}
+    for node in gm.graph.nodes:
+        if node.op != "call_module" or node not in data:
+            continue
+        module = gm.get_submodule(str(node.target))
+        if not getattr(module, "inplace", False):
+            continue
+        if node.target not in copies:
+            clone = copy.copy(module)
+            setattr(clone, "inplace", False)  # noqa: B010  (not declared on nn.Module)
+            copies[str(node.target)] = f"canonized_{str(node.target).replace('.', '_')}"
+            gm.add_submodule(copies[str(node.target)], clone)
+        node.target = copies[str(node.target)]
 
 
 def _refuse(node: fx.Node, why: str) -> UnsupportedModel:

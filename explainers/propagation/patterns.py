@@ -33,7 +33,8 @@ KINDS = ("linear", "positive", "negative")
 
 @dataclass
 class _Sums:
-    """Running sums of one layer, in float64."""
+    """Running sums of one layer (float32: a VGG-16's dense layers hold 100 M weights; each batch's sum is
+    one matrix product, so the rounding stays far below the sampling error of the statistics)."""
 
     xy: list[torch.Tensor]  # sum of x y over z > 0, over z <= 0 (weight-shaped)
     x: list[torch.Tensor]  # sum of x over the same positions (weight-shaped)
@@ -112,7 +113,7 @@ class PatternStatistics:
                                               layer.bias.view(1, -1, *([1] * (z.dim() - 2))))
         pos = (z > 0).to(z.dtype)
         others = [d for d in range(z.dim()) if d != (channel % z.dim())]
-        stats = [(ops.weight_statistic(layer, x, y * m).double(), ops.weight_statistic(layer, x, m).double(),
+        stats = [(ops.weight_statistic(layer, x, y * m).float(), ops.weight_statistic(layer, x, m).float(),
                   m.sum(others).double()) for m in (pos, 1 - pos)]
         total = y.sum(others).double()
         if target not in self.sums:
@@ -143,9 +144,10 @@ class PatternStatistics:
             acc, w = self.sums[target], layer.weight.detach().double()
             n_all = acc.n[0] + acc.n[1]
             mean_y = acc.y / n_all.clamp(min=1)
-            out[target] = {"linear": _pattern(w, acc.xy[0] + acc.xy[1], acc.x[0] + acc.x[1], n_all, mean_y),
-                           "positive": _pattern(w, acc.xy[0], acc.x[0], acc.n[0], mean_y),
-                           "negative": _pattern(w, acc.xy[1], acc.x[1], acc.n[1], mean_y)}
+            xy, xs = [t.double() for t in acc.xy], [t.double() for t in acc.x]
+            out[target] = {"linear": _pattern(w, xy[0] + xy[1], xs[0] + xs[1], n_all, mean_y),
+                           "positive": _pattern(w, xy[0], xs[0], acc.n[0], mean_y),
+                           "negative": _pattern(w, xy[1], xs[1], acc.n[1], mean_y)}
         return Patterns(out, self.n_samples, dict(meta or {}))
 
 
