@@ -63,7 +63,7 @@ class ApiService(ExplanationService):
             try:
                 if self.jobs is not None:
                     self.jobs.reap()
-            except Exception as exc:  # Redis down: readiness reports it
+            except Exception as exc:  # noqa: BLE001 - Redis down: readiness reports it; the reaper lives on
                 log.debug("reaper: %s", exc)
 
     def stop(self) -> None:

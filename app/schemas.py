@@ -25,7 +25,7 @@ class Input(_Body):
         None, description="feature values by name, or a list in the model's feature order")
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "Input":
+    def _exactly_one(self) -> Input:
         given = [k for k in ("image", "text", "features") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError("input needs exactly one of 'image', 'text' or 'features'")
@@ -33,14 +33,27 @@ class Input(_Body):
 
 
 class OutputSpec(_Body):
-    overlay: bool = Field(True, description="render the overlay / bar chart PNG")
+    """How the explanation is drawn: the picture's style and size, its caption and colour bar."""
+
+    overlay: bool = Field(True, description="render the picture (image models) or bar chart (tabular models)")
+    style: Literal["overlay", "heatmap", "graymap", "diverging", "mask", "contour"] = Field(
+        "overlay", description="image models: `overlay` the heatmap blended over the image; `heatmap` the map "
+        "alone; `graymap` |attribution| in grey; `diverging` the signed map alone, centred at 0; `mask` the top "
+        "`mask_percent` % of pixels kept, the rest greyed; `contour` iso-lines over the image")
     colormap: str | None = Field(None, description="colormap name; default: jet for non-negative maps, "
                                  "bwr for signed maps", json_schema_extra={"enum": COLORMAP_ENUM})
     alpha: float = Field(0.5, ge=0.0, le=1.0, description="heatmap opacity in the overlay")
+    mask_percent: float = Field(20.0, gt=0.0, le=100.0, description="style `mask`: percent of pixels kept")
+    size: int | None = Field(None, ge=1, le=2048, description="long side of the picture in px (the map's "
+                             "cells nearest-neighbour, the photo bilinear); null: the image as sent, enlarged "
+                             "by a whole factor to at least 256 px")
+    caption: bool = Field(True, description="a caption with the method, the class and its probability")
+    colorbar: bool = Field(True, description="image models: a colour bar with the value range (and for signed "
+                           "maps what each sign means)")
     attribution: Literal["base64", "list", "none"] = "base64"
 
     @model_validator(mode="after")
-    def _known_colormap(self) -> "OutputSpec":
+    def _known_colormap(self) -> OutputSpec:
         if self.colormap is not None and self.colormap not in COLORMAPS:
             raise ValueError(f"unknown colormap {self.colormap!r}; use one of {sorted(COLORMAPS)}")
         return self

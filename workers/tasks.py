@@ -74,8 +74,7 @@ def explain_job(payload: dict[str, Any]) -> dict[str, Any]:
     job.meta["progress"] = 0.0
     job.save_meta()
     out = payload.get("output") or {}
-    options = OutputOptions(overlay=out.get("overlay", True), colormap=out.get("colormap"),
-                            alpha=out.get("alpha", 0.5), attribution="base64")
+    options = OutputOptions.from_dict(out, attribution="base64")
     try:
         return service().explain(payload["method"], payload["model_id"], payload["input"],
                                  target=payload.get("target"), params=payload.get("params"), output=options,

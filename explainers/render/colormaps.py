@@ -8,7 +8,7 @@ non-negative attributions; diverging maps have a light, neutral centre at
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -79,7 +79,7 @@ DIVERGING: frozenset[str] = frozenset({"bwr", "RdBu", "coolwarm", "seismic"})
 COLORMAPS: frozenset[str] = SEQUENTIAL | DIVERGING
 
 
-@lru_cache(maxsize=None)
+@cache
 def lut(name: str) -> np.ndarray:
     """The read-only 256x3 uint8 table for colormap ``name``."""
     if name not in COLORMAPS:
