@@ -147,12 +147,38 @@ class Status(BaseModel):
     reasons: dict[str, Any] | None = None
 
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": text}
-    for code, text in [(400, "bad input"), (404, "unknown model or method"), (413, "payload too large"),
-                       (415, "unsupported media type"), (422, "invalid params, target or input"),
-                       (503, "backend unavailable")]
-}
+_ERROR_TEXT = {400: "bad input (not JSON, an undecodable image)", 404: "unknown model, method, job or file",
+               409: "the job has not finished", 413: "payload too large", 415: "unsupported media type",
+               422: "invalid params, target, input or query", 503: "backend unavailable (queue, model server)"}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The error responses a route can give, each with the contract's error body."""
+    return {code: {"model": ErrorBody, "description": _ERROR_TEXT[code]} for code in codes}
+
+
+ERROR_RESPONSES = error_responses(400, 404, 413, 415, 422, 503)  # what POST /explain can answer
+
+
+class Sample(BaseModel):
+    """A row of a tabular model's background sample, as an input ready to send."""
+
+    model_id: str
+    index: int
+    count: int = Field(description="rows in the background sample")
+    input: Input
+
+
+class ExampleInfo(BaseModel):
+    name: str
+    kind: Literal["image", "text", "json"]
+    media_type: str
+    url: str
+    bytes: int
+
+
+class ExampleList(BaseModel):
+    examples: list[ExampleInfo]
 
 
 class JobLinks(BaseModel):
@@ -177,3 +203,18 @@ class JobState(BaseModel):
     attempts: int = Field(description="runs so far, retries after a lost worker included")
     result: Explanation | None
     error: ErrorDetail | None
+
+
+class JobSummary(BaseModel):
+    job_id: str
+    status: Literal["queued", "started", "finished", "failed", "canceled"]
+    progress: float = Field(ge=0, le=1)
+    method: str | None
+    model_id: str | None
+    created_at: str | None
+    started_at: str | None
+    ended_at: str | None
+
+
+class JobList(BaseModel):
+    jobs: list[JobSummary] = Field(description="the most recent jobs first")
