@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.live.browser import chrome, screenshots  # noqa: F401  (fixtures for the browser tests)
 from tests.workers.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
