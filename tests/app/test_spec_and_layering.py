@@ -30,6 +30,7 @@ def test_routes_and_schemas_do_not_import_torch():
     code = ("import sys\n"
             "import app.schemas, app.deps, app.errors, app.settings, app.middleware\n"
             "import app.routes.explain, app.routes.models, app.routes.methods, app.routes.health\n"
+            "import app.routes.jobs, app.routes.examples, app.routes.pages, app.openapi\n"
             "import app.main\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision'))\n"
             "print(','.join(bad))\n")
@@ -94,3 +95,11 @@ def test_get_routes_declare_only_errors_they_can_give():
                     schema = response["content"]["application/json"]["schema"]
                     assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (path, code)
     assert "HTTPValidationError" not in spec["components"]["schemas"]
+
+
+def test_the_client_package_stands_alone():
+    code = ("import sys\nimport xai_client, xai_client.cli\n"
+            "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('torch', 'fastapi', 'app', 'explainers', 'workers', 'redis', 'rq'))))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"xai_client pulls in the service: {out.stdout[:300]}"
