@@ -42,13 +42,15 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && pip check \
     && rm /tmp/requirements.txt
 
-# The shipped demo bundles (the default registry when XAI_MODEL_DIR is not set), then the code.
+# The shipped demo bundles (the default registry when XAI_MODEL_DIR is not set), then the code and the
+# sample inputs the page offers (/examples).
 COPY models ./models
 COPY demos ./demos
 COPY explainers ./explainers
 COPY app ./app
 COPY workers ./workers
 COPY scripts ./scripts
+COPY examples ./examples
 
 # MALLOC_*: keep freed memory in the process instead of handing it back to the kernel after every
 # batch: batched forwards get 1.4-1.9x faster (see PERFORMANCE.md). Set image-wide because the API

@@ -83,22 +83,41 @@ class JobClient:
     def state(self, job_id: str) -> dict[str, Any]:
         """The contract's job body."""
         job = self.fetch(job_id)
+        summary = self._summary(job)
+        meta = job.meta or {}
+        result, error = None, None
+        if summary["status"] == "finished":
+            result = job.return_value()
+        elif summary["status"] == "failed":
+            error = meta.get("error") or _failure_reason(job)
+        return {**summary, "attempts": (self.retries + 1 - (job.retries_left or 0)) if self.retries else 1,
+                "result": result, "error": error, "attribution_encoding": meta.get("attribution", "base64")}
+
+    def recent(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Summaries (no results) of the newest `limit` jobs the queue and its registries know."""
+        q = self.queue
+        try:
+            ids = set(q.get_job_ids())
+            for registry in (q.started_job_registry, q.finished_job_registry, q.failed_job_registry,
+                             q.canceled_job_registry, q.deferred_job_registry, q.scheduled_job_registry):
+                ids.update(registry.get_job_ids(cleanup=False))
+            jobs = [j for j in Job.fetch_many(sorted(ids), connection=self.connection, serializer=JSONSerializer)
+                    if j is not None]
+        except redis.RedisError as exc:
+            raise QueueUnavailable(f"the job queue is unreachable: {exc}") from None
+        jobs.sort(key=lambda j: (j.created_at.timestamp() if j.created_at else 0.0, j.id), reverse=True)
+        return [self._summary(job) for job in jobs[:limit]]
+
+    def _summary(self, job: Job) -> dict[str, Any]:
         status = _STATUS.get(job.get_status(refresh=False), "queued")
         meta = job.meta or {}
         if meta.get("canceled") and status in ("failed", "started"):
             status = "canceled"
-        result, error = None, None
-        if status == "finished":
-            result = job.return_value()
-        elif status == "failed":
-            error = meta.get("error") or _failure_reason(job)
         progress = 1.0 if status == "finished" else float(meta.get("progress", 0.0))
         return {"job_id": job.id, "kind": meta.get("kind", "explanation"), "status": status, "progress": progress,
                 "method": meta.get("method"),
                 "model_id": meta.get("model_id"), "created_at": _iso(job.created_at),
-                "started_at": _iso(job.started_at), "ended_at": _iso(job.ended_at),
-                "attempts": (self.retries + 1 - (job.retries_left or 0)) if self.retries else 1,
-                "result": result, "error": error, "attribution_encoding": meta.get("attribution", "base64")}
+                "started_at": _iso(job.started_at), "ended_at": _iso(job.ended_at)}
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         """Cancel a queued job at once; ask a running one to stop (it does at its next batch)."""

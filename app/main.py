@@ -8,13 +8,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
 
 from app.errors import install_error_handlers
 from app.metrics import Metrics
 from app.middleware import BodyLimit, RequestMetrics
-from app.routes import explain, health, jobs, methods, models
-from app.schemas import ExplainRequest
+from app.openapi import build_openapi
+from app.routes import examples, explain, health, jobs, methods, models, pages
 from app.settings import Settings
 
 API_VERSION = "1.0.0"
@@ -35,29 +35,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             service.stop()
 
-    app = FastAPI(title="Explanation service", version=API_VERSION, lifespan=lifespan,
-                  description="Attribution maps, overlays and the numbers behind them for deep-learning models.")
+    app = FastAPI(title="Explanation service", version=API_VERSION, lifespan=lifespan, docs_url=None,
+                  redoc_url=None,  # served by `pages` from vendored assets: no CDN
+                  description="Attribution maps, overlays and the numbers behind them for deep-learning models. "
+                  "The web page is at `/`; the contract is `docs/API.md` in the repository.")
     app.state.settings = settings
     app.state.service = service
     app.state.metrics = Metrics()
     install_error_handlers(app)
-    for module in (health, models, methods, explain, jobs):
+    for module in (health, models, methods, explain, jobs, examples, pages):
         app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    method_list = service.methods_info()  # the registry as it is when the app is made
+    app.openapi = lambda: _openapi(app, method_list)  # type: ignore[method-assign]
     return app
 
 
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    """The generated spec plus the schemas that only the explain route's raw body refers to."""
+def _openapi(app: FastAPI, method_list: list[dict[str, Any]]) -> dict[str, Any]:
     if app.openapi_schema is None:
-        spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
-        extra = ExplainRequest.model_json_schema(ref_template="#/components/schemas/{model}")
-        schemas.update(extra.pop("$defs", {}))
-        schemas["ExplainRequest"] = extra
-        app.openapi_schema = spec
+        app.openapi_schema = build_openapi(app, method_list)
     return app.openapi_schema
 
 

@@ -6,6 +6,7 @@ import base64
 import logging
 import threading
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any
 
 from app.embedded import EmbeddedRedis, WorkerSupervisor
@@ -18,6 +19,10 @@ from explainers.models.registry import ModelRegistry
 from explainers.service import ExplanationService, Limits
 
 log = logging.getLogger(__name__)
+
+
+class NoSample(ServiceError):
+    code, status = "no_sample", HTTPStatus.NOT_FOUND
 
 
 class ApiService(ExplanationService):
@@ -64,7 +69,7 @@ class ApiService(ExplanationService):
             try:
                 if self.jobs is not None:
                     self.jobs.reap()
-            except Exception as exc:  # Redis down: readiness reports it
+            except Exception as exc:
                 log.debug("reaper: %s", exc)
 
     def stop(self) -> None:
@@ -95,6 +100,22 @@ class ApiService(ExplanationService):
         except ServiceError as exc:
             reasons["queue"] = exc.message
         return {"ready": not reasons, "reasons": reasons or None}
+
+    # -- sample inputs -------------------------------------------------------------------------
+    def sample(self, model_id: str, index: int = 0) -> dict[str, Any]:
+        """Row `index` of a tabular model's background sample, as a contract input."""
+        manifest = self.registry.manifest(model_id)
+        if manifest.tabular is None:
+            raise NoSample(f"model {model_id!r} takes {manifest.modality.value} input: only tabular bundles carry "
+                           "sample rows (see /examples for images and texts)", details={"count": 0})
+        model = self.registry.get(model_id)
+        background = model.background
+        count = 0 if background is None else len(background)
+        if background is None or index >= count:
+            raise NoSample(f"model {model_id!r} has {count} sample rows; there is no row {index}",
+                           details={"count": count})
+        row = {name: float(f"{float(v):.7g}") for name, v in zip(model.feature_names, background[index])}
+        return {"model_id": model_id, "index": index, "count": count, "input": {"features": row}}
 
     # -- async requests ------------------------------------------------------------------------
     def job_client(self) -> JobClient:

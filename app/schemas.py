@@ -33,10 +33,23 @@ class Input(_Body):
 
 
 class OutputSpec(_Body):
-    overlay: bool = Field(True, description="render the overlay / bar chart PNG")
+    """How the explanation is drawn: the picture's style and size, its caption and colour bar."""
+
+    overlay: bool = Field(True, description="render the picture (image models) or bar chart (tabular models)")
+    style: Literal["overlay", "heatmap", "graymap", "diverging", "mask", "contour"] = Field(
+        "overlay", description="image models: `overlay` the heatmap blended over the image; `heatmap` the map "
+        "alone; `graymap` |attribution| in grey; `diverging` the signed map alone, centred at 0; `mask` the top "
+        "`mask_percent` % of pixels kept, the rest greyed; `contour` iso-lines over the image")
     colormap: str | None = Field(None, description="colormap name; default: jet for non-negative maps, "
                                  "bwr for signed maps", json_schema_extra={"enum": COLORMAP_ENUM})
     alpha: float = Field(0.5, ge=0.0, le=1.0, description="heatmap opacity in the overlay")
+    mask_percent: float = Field(20.0, gt=0.0, le=100.0, description="style `mask`: percent of pixels kept")
+    size: int | None = Field(None, ge=1, le=2048, description="long side of the picture in px (the map's "
+                             "cells nearest-neighbour, the photo bilinear); null: the image as sent, enlarged "
+                             "by a whole factor to at least 256 px")
+    caption: bool = Field(True, description="a caption with the method, the class and its probability")
+    colorbar: bool = Field(True, description="image models: a colour bar with the value range (and for signed "
+                           "maps what each sign means)")
     attribution: Literal["base64", "list", "none"] = "base64"
 
     @model_validator(mode="after")
@@ -136,12 +149,38 @@ class Status(BaseModel):
     reasons: dict[str, Any] | None = None
 
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": text}
-    for code, text in [(400, "bad input"), (404, "unknown model or method"), (413, "payload too large"),
-                       (415, "unsupported media type"), (422, "invalid params, target or input"),
-                       (503, "backend unavailable")]
-}
+_ERROR_TEXT = {400: "bad input (not JSON, an undecodable image)", 404: "unknown model, method, job or file",
+               409: "the job has not finished", 413: "payload too large", 415: "unsupported media type",
+               422: "invalid params, target, input or query", 503: "backend unavailable (queue, model server)"}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The error responses a route can give, each with the contract's error body."""
+    return {code: {"model": ErrorBody, "description": _ERROR_TEXT[code]} for code in codes}
+
+
+ERROR_RESPONSES = error_responses(400, 404, 413, 415, 422, 503)  # what POST /explain can answer
+
+
+class Sample(BaseModel):
+    """A row of a tabular model's background sample, as an input ready to send."""
+
+    model_id: str
+    index: int
+    count: int = Field(description="rows in the background sample")
+    input: Input
+
+
+class ExampleInfo(BaseModel):
+    name: str
+    kind: Literal["image", "text", "json"]
+    media_type: str
+    url: str
+    bytes: int
+
+
+class ExampleList(BaseModel):
+    examples: list[ExampleInfo]
 
 
 class JobLinks(BaseModel):
@@ -184,3 +223,18 @@ class JobState(BaseModel):
     attempts: int = Field(description="runs so far, retries after a lost worker included")
     result: Explanation | PatternsResult | None
     error: ErrorDetail | None
+
+
+class JobSummary(BaseModel):
+    job_id: str
+    status: Literal["queued", "started", "finished", "failed", "canceled"]
+    progress: float = Field(ge=0, le=1)
+    method: str | None
+    model_id: str | None
+    created_at: str | None
+    started_at: str | None
+    ended_at: str | None
+
+
+class JobList(BaseModel):
+    jobs: list[JobSummary] = Field(description="the most recent jobs first")

@@ -9,6 +9,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 
 
 class Settings(BaseSettings):
@@ -17,6 +18,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     model_dir: Path = Field(DEFAULT_MODEL_DIR, description="registry folder: one bundle folder per model")
+    examples_dir: Path = Field(DEFAULT_EXAMPLES_DIR, description="sample inputs served at /examples (the page "
+                               "offers them)")
     device: str = Field("auto", description="'auto' (cuda:0 when present, else cpu), 'cpu', 'cuda:1', ...")
     preload: Literal["background", "startup", "lazy"] = Field(
         "background", description="load every model in a background thread at start, before serving, or on first use")

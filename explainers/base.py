@@ -216,7 +216,7 @@ class Explainer(Generic[P]):
             method=self.name, model_id=model.id, modality=model.modality, attribution=attribution,
             target=ctx.target_prediction, predictions=ctx.predictions, signed=self.signed, details=details,
             timing_ms={"prepare": (t1 - t0) * 1e3, "attribute": (t2 - t1) * 1e3},
-            image=inputs.image, tokens=inputs.tokens or None,
+            image=inputs.image, tokens=inputs.tokens or None, unknown_tokens=inputs.unknown_tokens or None,
             feature_names=model.feature_names if model.modality is Modality.TABULAR else None,
             feature_values=None if inputs.features is None else [float(v) for v in inputs.features])
 

@@ -55,8 +55,9 @@ def decode_image(data: bytes, *, max_pixels: int) -> np.ndarray:
     except Image.DecompressionBombError as exc:
         raise PayloadTooLarge(f"the image has too many pixels: {exc}", code="image_too_large",
                               details={"max_pixels": max_pixels}) from None
-    except UnidentifiedImageError as exc:
-        raise InvalidImage(f"the image could not be decoded: {exc}") from None
+    except UnidentifiedImageError:
+        raise InvalidImage("the file is not an image in a format the service reads (PNG, JPEG, WebP, GIF, BMP)",
+                           details={"formats": sorted(ALLOWED_FORMATS)}) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidImage(f"the image is truncated or corrupt: {exc}") from None
     return _to_rgb(img)

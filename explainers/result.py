@@ -16,7 +16,8 @@ class Explanation:
 
     `attribution` is float32: [H, W] at the size of the image as sent, [n_tokens]
     for text, [n_features] for tabular. `signed` says whether negative values
-    carry meaning (it picks the colormap).
+    carry meaning (it picks the colormap). `unknown_tokens`: for text, the positions of the
+    tokens the model could not see (outside its vocabulary).
     """
 
     method: str
@@ -31,5 +32,6 @@ class Explanation:
     # What the renderer draws on: an RGB uint8 image, the tokens, or the feature values.
     image: np.ndarray | None = None
     tokens: list[str] | None = None
+    unknown_tokens: list[int] | None = None  # indices of `tokens` outside the vocabulary (the model saw <unk>)
     feature_names: list[str] | None = None
     feature_values: list[float] | None = None

@@ -31,7 +31,7 @@ TEXT_TRAIN, TEXT_HELDOUT = (3000, 11), (1000, 12)
 TEXT_MAX_LENGTH = 64
 # The bundles' sample sets (images with their labels and object masks; review texts): PatternNet's
 # patterns are computed from them, and they are inputs a user can try. Seeds apart from training and held-out.
-SHAPES_SAMPLES, TEXT_SAMPLES = (100, 3), (64, 13)
+SHAPES_SAMPLES, TEXT_SAMPLES = (64, 3), (64, 13)
 BACKGROUND_SIZE = 400  # nearly the whole training split (426 rows): anchors and LIME read their statistics here
 
 Result = tuple[float, int]  # (held-out accuracy, held-out size)

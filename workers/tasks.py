@@ -97,9 +97,7 @@ def _run(work: Callable[[JobProgress], dict[str, Any]]) -> dict[str, Any]:
 
 def explain_job(payload: dict[str, Any]) -> dict[str, Any]:
     """Run one explanation; the result is the contract's Explanation (attribution as base64)."""
-    out = payload.get("output") or {}
-    options = OutputOptions(overlay=out.get("overlay", True), colormap=out.get("colormap"),
-                            alpha=out.get("alpha", 0.5), attribution="base64")
+    options = OutputOptions.from_dict(payload.get("output") or {}, attribution="base64")
     return _run(lambda progress: service().explain(
         payload["method"], payload["model_id"], payload["input"], target=payload.get("target"),
         params=payload.get("params"), output=options, top_k=payload.get("top_k", 5), progress=progress))

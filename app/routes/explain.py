@@ -115,6 +115,6 @@ async def explain(method: str, request: Request, service: ServiceDep, settings: 
         location = f"/jobs/{job_id}"
         return JSONResponse({"job_id": job_id, "status": state["status"], "links": {"self": location}},
                             status_code=202, headers={"Location": location})
-    options = OutputOptions(overlay=out.overlay, colormap=out.colormap, alpha=out.alpha, attribution=out.attribution)
+    options = OutputOptions.from_dict(out.model_dump())
     return await run_in_threadpool(service.explain, method, body.model_id, payload, target=body.target,
                                    params=body.params, output=options, top_k=body.top_k)

@@ -6,16 +6,15 @@ import base64
 import io
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from app.deps import ServiceDep
 from app.jobs import JobNotFinished, JobNotFound
-from app.schemas import ERROR_RESPONSES, JobState
+from app.schemas import JobList, JobState, error_responses
 
-router = APIRouter(tags=["jobs"], responses={**ERROR_RESPONSES, 409: ERROR_RESPONSES[422] | {
-    "description": "the job has not finished"}})
+router = APIRouter(tags=["jobs"])
 
 
 def public_state(state: dict[str, Any]) -> dict[str, Any]:
@@ -42,18 +41,27 @@ async def _finished(service: ServiceDep, job_id: str) -> dict[str, Any]:
     return state["result"]
 
 
-@router.get("/jobs/{job_id}", operation_id="get_job", response_model=JobState)
+@router.get("/jobs", operation_id="list_jobs", response_model=JobList, responses=error_responses(422, 503))
+async def list_jobs(service: ServiceDep,
+                    limit: int = Query(50, ge=1, le=1000, description="jobs listed, newest first")) -> dict[str, Any]:
+    """Recent jobs of every status (without their results), newest first."""
+    return {"jobs": await run_in_threadpool(service.job_client().recent, limit)}
+
+
+@router.get("/jobs/{job_id}", operation_id="get_job", response_model=JobState, responses=error_responses(404, 503))
 async def get_job(job_id: str, service: ServiceDep) -> dict[str, Any]:
     return public_state(await run_in_threadpool(service.job_client().state, job_id))
 
 
-@router.delete("/jobs/{job_id}", operation_id="cancel_job", response_model=JobState)
+@router.delete("/jobs/{job_id}", operation_id="cancel_job", response_model=JobState,
+               responses=error_responses(404, 503))
 async def cancel_job(job_id: str, service: ServiceDep) -> dict[str, Any]:
     return public_state(await run_in_threadpool(service.job_client().cancel, job_id))
 
 
 @router.get("/jobs/{job_id}/overlay.png", operation_id="get_job_overlay", response_class=Response,
-            responses={200: {"content": {"image/png": {}}, "description": "the overlay"}})
+            responses={200: {"content": {"image/png": {}}, "description": "the overlay"},
+                       **error_responses(404, 409, 503)})
 async def get_job_overlay(job_id: str, service: ServiceDep) -> Response:
     result = await _finished(service, job_id)
     if not result.get("overlay_png"):
@@ -62,7 +70,8 @@ async def get_job_overlay(job_id: str, service: ServiceDep) -> Response:
 
 
 @router.get("/jobs/{job_id}/attribution.npy", operation_id="get_job_attribution", response_class=Response,
-            responses={200: {"content": {"application/octet-stream": {}}, "description": "a NumPy .npy file"}})
+            responses={200: {"content": {"application/octet-stream": {}}, "description": "a NumPy .npy file"},
+                       **error_responses(404, 409, 503)})
 async def get_job_attribution(job_id: str, service: ServiceDep) -> Response:
     import numpy as np
 

@@ -56,6 +56,7 @@ class ModelInput:
     native_forward: Forward | None = None
     image: np.ndarray | None = None
     tokens: list[str] = field(default_factory=list)
+    unknown_tokens: list[int] = field(default_factory=list)  # positions in `tokens` the vocabulary lacks
     features: np.ndarray | None = None
 
     def baseline(self, name: str) -> torch.Tensor:
@@ -123,7 +124,10 @@ class BundleModel:
         if self.modality is Modality.IMAGE and raw.image is not None:
             return self._prepare_image(raw.image)
         if self.modality is Modality.TEXT and raw.text is not None:
-            return self._prepare_text(raw.text)
+            inputs = self._prepare_text(raw.text)
+            if self.tokenizer is not None:
+                inputs.unknown_tokens = self.tokenizer.unknown(inputs.tokens)
+            return inputs
         if self.modality is Modality.TABULAR and raw.features is not None:
             return self._prepare_tabular(raw.features)
         raise InvalidInput(f"model {self.id!r} takes {self.modality.value} input", code="wrong_input_kind")

@@ -33,3 +33,7 @@ class WordTokenizer:
 
     def encode(self, tokens: Sequence[str]) -> list[int]:
         return [self.index.get(t, self.unk_id) for t in tokens]
+
+    def unknown(self, tokens: Sequence[str]) -> list[int]:
+        """Positions of the tokens outside the vocabulary (`encode` maps them to the unk id)."""
+        return [i for i, t in enumerate(tokens) if t not in self.index]

@@ -1,97 +1,68 @@
-"""Tabular renderer: a horizontal bar chart of feature attributions, drawn with PIL."""
+"""Tabular renderer: a horizontal bar chart of feature attributions, drawn with PIL.
+
+One row per feature, by |score|: its name, its value, a bar right (red, positive) or left
+(blue, negative) of the zero axis, and the score at the bar's end; under the rows an axis
+with its range and a label saying what the bars mean.
+"""
 
 from __future__ import annotations
 
 import io
-import math
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
-WIDTH = 720
-PAD = 10
-LABEL_W = 250  # label column, right-aligned at PAD + LABEL_W
-TEXT_MARGIN = 60  # room for score text on either side of the bar area
-ROW_H = 22
-BAR_H = 14
-TITLE_H = 24
+from explainers.render.fonts import INK, MUTED, Font, fit, fmt, font, text_at
 
-BAR_LEFT = PAD + LABEL_W + TEXT_MARGIN
+WIDTH = 800
+PAD = 12
+LABEL_W = 230  # feature names, right-aligned at PAD + LABEL_W
+VALUE_W = 84  # feature values, right-aligned after the names
+TEXT_MARGIN = 64  # room for the score text on either side of the bar area
+ROW_H = 26
+BAR_H = 16
+TITLE_H = 30
+HEADER_H = 22
+AXIS_H = 44
+FONT_SIZE = 13
+
+VALUE_RIGHT = PAD + LABEL_W + 12 + VALUE_W
+BAR_LEFT = VALUE_RIGHT + TEXT_MARGIN
 BAR_RIGHT = WIDTH - PAD - TEXT_MARGIN
 
 BACKGROUND = (255, 255, 255)
+STRIPE = (246, 247, 249)
 POSITIVE = (215, 48, 39)
 NEGATIVE = (33, 102, 172)
 AXIS = (64, 64, 64)
-INK = (30, 30, 30)
-
-Font = ImageFont.ImageFont | ImageFont.FreeTypeFont | ImageFont.TransposedFont
 
 
 @dataclass(frozen=True)
 class _Row:
-    label: str
+    name: str
+    value: str
     score: float
 
 
-@lru_cache(maxsize=1)
-def _font() -> Font:
-    return ImageFont.load_default()
-
-
-def _fmt(x: object) -> str:
-    try:
-        f = float(x)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return str(x)
-    return f"{f:.4g}" if math.isfinite(f) else str(f)
-
-
-def _drawable(text: str, font: Font) -> str:
-    """Text the font can encode (the bitmap fallback font is latin-1 only)."""
-    if isinstance(font, ImageFont.FreeTypeFont):
-        return text
-    return text.encode("latin-1", "replace").decode("latin-1")
-
-
-def _fit(draw: ImageDraw.ImageDraw, text: str, font: Font, max_w: int) -> str:
-    """``text``, truncated with ``...`` to at most ``max_w`` pixels wide."""
-    if draw.textlength(text, font=font) <= max_w:
-        return text
-    lo, hi = 0, len(text)
-    while lo < hi:  # longest prefix that fits with the ellipsis
-        mid = (lo + hi + 1) // 2
-        if draw.textlength(text[:mid] + "...", font=font) <= max_w:
-            lo = mid
-        else:
-            hi = mid - 1
-    return text[:lo] + "..."
-
-
-def _rows(
-    names: list[str], scores: np.ndarray, values: list[float] | None, max_features: int
-) -> list[_Row]:
+def _rows(names: list[str], scores: np.ndarray, values: list[float] | None, max_features: int) -> list[_Row]:
     order = np.argsort(-np.abs(scores), kind="stable")
-    rows = []
-    for i in order[:max_features].tolist():
-        label = str(names[i]) if values is None else f"{names[i]} = {_fmt(values[i])}"
-        rows.append(_Row(label, float(scores[i])))
+    rows = [_Row(str(names[i]), "" if values is None else _value(float(values[i])), float(scores[i]))
+            for i in order[:max_features].tolist()]
     rest = order[max_features:]
     if rest.size:
         noun = "feature" if rest.size == 1 else "features"
-        rows.append(_Row(f"{rest.size} other {noun}", float(scores[rest].sum())))
+        rows.append(_Row(f"{rest.size} other {noun}", "", float(scores[rest].sum())))
     return rows
 
 
-def _text_mid(
-    draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, font: Font, right: bool = False
-) -> None:
-    """Draw ``text`` vertically centred on ``xy[1]``; ``right`` aligns its end at ``xy[0]``."""
-    left, top, rgt, bottom = draw.textbbox((0, 0), text, font=font)
-    x = xy[0] - (rgt - left) if right else xy[0]
-    draw.text((x - left, xy[1] - (top + bottom) / 2), text, fill=INK, font=font)
+def _value(x: float) -> str:
+    """A feature's value with up to 4 significant digits (17.99, 1001, 0.1184)."""
+    return f"{x:.4g}" if x == 0.0 or 1e-3 <= abs(x) < 1e6 else f"{x:.3e}"
+
+
+def chart_height(n_rows: int, *, title: bool) -> int:
+    return PAD + (TITLE_H if title else 0) + HEADER_H + max(n_rows, 1) * ROW_H + AXIS_H + PAD
 
 
 def bar_chart_png(
@@ -100,15 +71,12 @@ def bar_chart_png(
     values: list[float] | None = None,
     *,
     title: str = "",
+    xlabel: str = "attribution (- against the class, + for it)",
     max_features: int = 20,
 ) -> bytes:
-    """PNG of a horizontal bar chart, one row per feature by ``|score|`` descending.
+    """PNG of the chart, `WIDTH` px wide; the top `max_features` rows, the rest summed in one.
 
-    The top ``max_features`` rows are drawn; the rest are summed into an
-    ``"N other features"`` row at the bottom. Positive bars are red and extend
-    right of the vertical zero axis, negative bars blue and extend left. Each
-    row is labelled ``"name = value"`` (just the name without ``values``) and
-    its score is printed at the end of the bar. Non-finite scores count as 0.
+    Non-finite scores count as 0. Names too long for their column end in "...".
     """
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
     if len(names) != s.size:
@@ -120,16 +88,19 @@ def bar_chart_png(
     s = np.where(np.isfinite(s), s, 0.0)
     rows = _rows(names, s, values, max_features)
 
-    font = _font()
+    face, small, bold = font(FONT_SIZE), font(FONT_SIZE - 1), font(FONT_SIZE + 2)
     top = PAD + (TITLE_H if title else 0)
-    height = top + max(len(rows), 1) * ROW_H + PAD
-    img = Image.new("RGB", (WIDTH, height), BACKGROUND)
+    img = Image.new("RGB", (WIDTH, chart_height(len(rows), title=bool(title))), BACKGROUND)
     draw = ImageDraw.Draw(img)
     if title:
-        text = _fit(draw, _drawable(title, font), font, WIDTH - 2 * PAD)
-        _text_mid(draw, (PAD, PAD + TITLE_H / 2), text, font)
+        text_at(draw, (PAD, PAD + TITLE_H / 2), fit(draw, title, bold, WIDTH - 2 * PAD), bold)
+    header = top + HEADER_H / 2
+    text_at(draw, (PAD + LABEL_W, header), "feature", small, anchor="right", fill=MUTED)
+    if values is not None:
+        text_at(draw, (VALUE_RIGHT, header), "value", small, anchor="right", fill=MUTED)
+    top += HEADER_H
     if not rows:
-        _text_mid(draw, (PAD, top + ROW_H / 2), "no features", font)
+        text_at(draw, (PAD, top + ROW_H / 2), "no features", face)
         return _png(img)
 
     pos = max(0.0, max(r.score for r in rows))
@@ -142,21 +113,43 @@ def bar_chart_png(
         axis_x, scale = BAR_LEFT + span // 2, 0.0
 
     for k, row in enumerate(rows):
-        mid = top + k * ROW_H + ROW_H / 2
+        y_top = top + k * ROW_H
+        if k % 2:
+            draw.rectangle((PAD, y_top, WIDTH - PAD, y_top + ROW_H - 1), fill=STRIPE)
+        mid = y_top + ROW_H / 2
         y0, y1 = round(mid - BAR_H / 2), round(mid + BAR_H / 2) - 1
-        label = _fit(draw, _drawable(row.label, font), font, LABEL_W)
-        _text_mid(draw, (PAD + LABEL_W, mid), label, font, right=True)
+        text_at(draw, (PAD + LABEL_W, mid), fit(draw, row.name, face, LABEL_W), face, anchor="right")
+        text_at(draw, (VALUE_RIGHT, mid), fit(draw, row.value, face, VALUE_W), face, anchor="right", fill=MUTED)
         width = max(1, round(abs(row.score) * scale)) if row.score != 0.0 else 0
-        score_text = _fmt(row.score)
         if row.score < 0.0:
             draw.rectangle((axis_x - width, y0, axis_x - 1, y1), fill=NEGATIVE)
-            _text_mid(draw, (axis_x - width - 4, mid), score_text, font, right=True)
+            text_at(draw, (axis_x - width - 4, mid), fmt(row.score), small, anchor="right")
         else:
             if width:
                 draw.rectangle((axis_x + 1, y0, axis_x + width, y1), fill=POSITIVE)
-            _text_mid(draw, (axis_x + width + 4, mid), score_text, font)
-    draw.line((axis_x, top, axis_x, top + len(rows) * ROW_H - 1), fill=AXIS, width=1)
+            text_at(draw, (axis_x + width + 4, mid), fmt(row.score), small)
+    bottom = top + len(rows) * ROW_H
+    draw.line((axis_x, top, axis_x, bottom - 1), fill=AXIS, width=1)
+    _axis(draw, bottom, axis_x, scale, neg, pos, xlabel, small)
     return _png(img)
+
+
+def _axis(draw: ImageDraw.ImageDraw, y: int, axis_x: int, scale: float, neg: float, pos: float,
+          xlabel: str, face: Font) -> None:
+    """The horizontal axis under the bars: ticks at 0 and at the range's ends, and the label."""
+    draw.line((BAR_LEFT, y + 2, BAR_RIGHT - 1, y + 2), fill=AXIS, width=1)
+    ticks = [(axis_x, 0.0)]
+    if scale > 0.0:
+        ticks += [(axis_x - round(neg * scale), -neg)] if neg > 0 else []
+        ticks += [(axis_x + round(pos * scale), pos)] if pos > 0 else []
+    labelled: list[int] = []
+    for x, value in ticks:
+        draw.line((x, y + 2, x, y + 6), fill=AXIS, width=1)
+        if all(abs(x - other) > 48 for other in labelled):  # no label over another
+            text_at(draw, (x, y + 14), fmt(value), face, anchor="centre", fill=MUTED)
+            labelled.append(x)
+    label = fit(draw, xlabel, face, WIDTH - 2 * PAD)
+    text_at(draw, ((BAR_LEFT + BAR_RIGHT) / 2, y + 32), label, face, anchor="centre", fill=INK)
 
 
 def _png(img: Image.Image) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,20 @@ FEATURES = {"f0": 0.5, "f1": -1.0, "f2": 0.25, "kind": 2}
 TEXT = "The movie was not good, the plot was awful."
 SMALL_BODY, SMALL_PIXELS = 200_000, 1_000_000
 FAST_S = 2.0  # every bad request is answered within this
+
+
+BARE = {"caption": False, "colorbar": False}  # output options: the picture alone, no legend panel
+
+
+def picture_size(height: int, width: int) -> tuple[int, int]:
+    """(width, height) of a picture at the default `output.size`: enlarged by a whole factor to >= 256 px."""
+    factor = max(1, math.ceil(256 / max(height, width)))
+    return width * factor, height * factor
+
+
+def as_sent(height: int, width: int) -> dict[str, Any]:
+    """Output options for the bare picture at the image's own size."""
+    return {**BARE, "size": max(height, width)}
 
 
 def make_client(model_dir: Path, **overrides: Any) -> TestClient:

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from explainers.methods import all_methods
 from explainers.render.colormaps import COLORMAPS
 from explainers.serialize import decode_array
-from tests.app.conftest import FEATURES, LABELS, MODEL_FOR, b64, decode_png
+from tests.app.conftest import BARE, FEATURES, LABELS, MODEL_FOR, as_sent, b64, decode_png, picture_size
 from tests.conftest import png_bytes
 
 
@@ -94,8 +94,9 @@ def test_explanation_has_the_contract_fields(client: TestClient, inputs: dict[st
     if modality == "image":
         height, width = image_array.shape[:2]
         assert attr.shape == (height, width)  # the image as sent, not the model's 16x16
-        assert png is not None and png.size == (width, height)
-        assert png.mode == "RGB"
+        assert png is not None and png.mode == "RGB"
+        pic_w, pic_h = picture_size(height, width)  # enlarged to a legible size, the legend under it
+        assert png.width == max(pic_w, 256) and png.height > pic_h + 40
     elif modality == "text":
         tokens = result["details"]["tokens"]
         assert tokens and all(isinstance(t, str) for t in tokens)
@@ -223,8 +224,8 @@ def test_overlay_can_be_turned_off(client: TestClient, inputs: dict[str, Any]) -
 
 @pytest.mark.parametrize("colormap", sorted(COLORMAPS))
 def test_every_colormap_is_accepted(client: TestClient, inputs: dict[str, Any], colormap: str) -> None:
-    result = run(client, inputs, "saliency", "image", output={"colormap": colormap, "alpha": 0.8})
-    assert decode_png(result["overlay_png"]).size == (30, 24)
+    result = run(client, inputs, "saliency", "image", output={"colormap": colormap, "alpha": 0.8, **BARE})
+    assert decode_png(result["overlay_png"]).size == picture_size(24, 30)
 
 
 def test_colormap_and_alpha_change_the_overlay(client: TestClient, inputs: dict[str, Any]) -> None:
@@ -237,7 +238,7 @@ def test_colormap_and_alpha_change_the_overlay(client: TestClient, inputs: dict[
 @pytest.mark.parametrize("colormap", [None, "jet", "bwr"])
 def test_alpha_zero_overlay_is_the_input(client: TestClient, inputs: dict[str, Any], image_array: np.ndarray,
                                          method: str, colormap: str | None) -> None:
-    result = run(client, inputs, method, "image", output={"alpha": 0.0, "colormap": colormap})
+    result = run(client, inputs, method, "image", output={"alpha": 0.0, "colormap": colormap, **as_sent(24, 30)})
     np.testing.assert_array_equal(np.asarray(decode_png(result["overlay_png"]).convert("RGB")), image_array)
 
 
@@ -276,9 +277,9 @@ def test_cam_layer_param_picks_another_layer(client: TestClient, inputs: dict[st
 
 def test_non_square_image_of_another_size(client: TestClient) -> None:
     tall = np.random.default_rng(1).integers(0, 256, size=(41, 17, 3), dtype=np.uint8)
-    result = explain(client, "gradcam", "tiny-image", {"image": b64(png_bytes(tall))})
+    result = explain(client, "gradcam", "tiny-image", {"image": b64(png_bytes(tall))}, output=BARE)
     assert attribution_of(result).shape == (41, 17)
-    assert decode_png(result["overlay_png"]).size == (17, 41)
+    assert decode_png(result["overlay_png"]).size == picture_size(41, 17)
 
 
 def test_features_as_list_equal_features_by_name(client: TestClient) -> None:

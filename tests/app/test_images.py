@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ from PIL import Image
 
 from explainers.inputs import decode_image
 from explainers.serialize import decode_array
-from tests.app.conftest import b64, decode_png
+from tests.app.conftest import BARE, as_sent, b64, decode_png, picture_size
 
 LIMIT = 40_000_000
 ORIENTATION = 0x0112
@@ -35,9 +36,11 @@ def explain_image(client: TestClient, data: bytes, method: str = "saliency", **b
     return response.json()
 
 
-def explain_upload(client: TestClient, data: bytes, name: str, method: str = "saliency") -> dict[str, Any]:
+def explain_upload(client: TestClient, data: bytes, name: str, method: str = "saliency",
+                   output: dict[str, Any] | None = None) -> dict[str, Any]:
+    fields = {"model_id": "tiny-image", **({"output": json.dumps(output)} if output else {})}
     response = client.post(f"/explain/{method}", files={"file": (name, data, "application/octet-stream")},
-                           data={"model_id": "tiny-image"})
+                           data=fields)
     assert response.status_code == 200, response.text[:500]
     return response.json()
 
@@ -93,9 +96,9 @@ def test_animated_gif_gives_the_first_frame() -> None:
                                         ("GIF", {}), ("BMP", {})])
 def test_every_format_through_http(client: TestClient, fmt: str, kwargs: dict[str, Any]) -> None:
     data = encode(Image.fromarray(SMOOTH), fmt, **kwargs)
-    by_json = explain_image(client, data)
+    by_json = explain_image(client, data, output=BARE)
     assert map_shape(by_json) == (18, 26)
-    assert decode_png(by_json["overlay_png"]).size == (26, 18)
+    assert decode_png(by_json["overlay_png"]).size == picture_size(18, 26)
     by_upload = explain_upload(client, data, f"image.{fmt.lower()}")
     np.testing.assert_array_equal(decode_array(by_upload["attribution"]), decode_array(by_json["attribution"]))
 
@@ -176,8 +179,9 @@ def test_rgba_through_http(client: TestClient) -> None:
     rgba = np.zeros((10, 14, 4), dtype=np.uint8)
     rgba[..., :3] = RGB[:10, :14]
     rgba[..., 3] = 0
-    transparent = explain_image(client, encode(Image.fromarray(rgba, mode="RGBA"), "PNG"), output={"alpha": 0.0})
-    white = explain_image(client, encode(Image.new("RGB", (14, 10), (255, 255, 255)), "PNG"), output={"alpha": 0.0})
+    bare = {"alpha": 0.0, **as_sent(10, 14)}
+    transparent = explain_image(client, encode(Image.fromarray(rgba, mode="RGBA"), "PNG"), output=bare)
+    white = explain_image(client, encode(Image.new("RGB", (14, 10), (255, 255, 255)), "PNG"), output=bare)
     np.testing.assert_array_equal(decode_array(transparent["attribution"]), decode_array(white["attribution"]))
     assert (np.asarray(decode_png(transparent["overlay_png"])) == 255).all()
 
@@ -260,11 +264,12 @@ def test_exif_upside_down_keeps_the_size() -> None:
 @pytest.mark.parametrize("method", ["saliency", "gradcam"])
 def test_exif_rotated_jpeg_through_http(client: TestClient, orientation: int, method: str) -> None:
     data = _jpeg_with_orientation(_stored_red_top_blue_bottom(), orientation)
-    for result in (explain_image(client, data, method), explain_upload(client, data, "photo.jpg", method)):
+    for result in (explain_image(client, data, method, output=BARE),
+                   explain_upload(client, data, "photo.jpg", method, output=BARE)):
         assert result["attribution"]["shape"] == [30, 20]  # display size, not the stored 20x30
         assert map_shape(result) == (30, 20)
-        assert decode_png(result["overlay_png"]).size == (20, 30)
-    rotated = explain_image(client, data, method, output={"alpha": 0.0})
+        assert decode_png(result["overlay_png"]).size == picture_size(30, 20)
+    rotated = explain_image(client, data, method, output={"alpha": 0.0, **as_sent(30, 20)})
     overlay = np.asarray(decode_png(rotated["overlay_png"]))
     np.testing.assert_array_equal(overlay, decode_image(data, max_pixels=LIMIT))
 
@@ -276,11 +281,11 @@ def test_exif_rotated_jpeg_through_http(client: TestClient, orientation: int, me
 def test_small_and_thin_images(client: TestClient, height: int, width: int, method: str) -> None:
     arr = RNG.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
     params = {"n_steps": 8} if method == "integrated_gradients" else {}
-    result = explain_image(client, encode(Image.fromarray(arr), "PNG"), method, params=params)
+    result = explain_image(client, encode(Image.fromarray(arr), "PNG"), method, params=params, output=BARE)
     attr = decode_array(result["attribution"])
     assert attr.shape == (height, width)
     assert np.all(np.isfinite(attr))
-    assert decode_png(result["overlay_png"]).size == (width, height)
+    assert decode_png(result["overlay_png"]).size == picture_size(height, width)
 
 
 @pytest.mark.parametrize("method", ["saliency", "gradcam"])
@@ -288,9 +293,9 @@ def test_large_image(client: TestClient, method: str) -> None:
     ys, xs = np.mgrid[0:700, 0:1000]
     arr = np.dstack([(xs * 255 // 999), (ys * 255 // 699), ((xs + ys) % 256)]).astype(np.uint8)
     data = encode(Image.fromarray(arr), "PNG")
-    result = explain_image(client, data, method)
+    result = explain_image(client, data, method, output=BARE)
     assert map_shape(result) == (700, 1000)
-    assert decode_png(result["overlay_png"]).size == (1000, 700)
+    assert decode_png(result["overlay_png"]).size == (1000, 700)  # already legible: kept as sent
     upload = explain_upload(client, data, "large.png", method)
     np.testing.assert_array_equal(decode_array(upload["attribution"]), decode_array(result["attribution"]))
     assert np.all(np.isfinite(decode_array(result["attribution"])))

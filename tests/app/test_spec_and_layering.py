@@ -30,6 +30,7 @@ def test_routes_and_schemas_do_not_import_torch():
     code = ("import sys\n"
             "import app.schemas, app.deps, app.errors, app.settings, app.middleware\n"
             "import app.routes.explain, app.routes.models, app.routes.methods, app.routes.health\n"
+            "import app.routes.jobs, app.routes.examples, app.routes.pages, app.openapi\n"
             "import app.main\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision'))\n"
             "print(','.join(bad))\n")
@@ -51,3 +52,62 @@ def test_the_registry_imports_no_method():
             "print(','.join(sorted(m for m in sys.modules if m.startswith('explainers.methods'))))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+# -- a spec that a generated client can use -------------------------------------------------------
+
+def _spec() -> dict:
+    return json.loads(SPEC_PATH.read_text())
+
+
+def test_method_path_parameter_lists_the_registered_methods():
+    from explainers.methods import all_methods
+
+    (param,) = [p for p in _spec()["paths"]["/explain/{method}"]["post"]["parameters"] if p["name"] == "method"]
+    assert param["schema"]["enum"] == list(all_methods())
+    names = param["schema"]["x-enum-varnames"]
+    assert len(set(names)) == len(names) and all(n.isidentifier() for n in names)
+
+
+def test_each_methods_params_schema_is_a_component_of_explain_request():
+    from app.openapi import params_schema_name
+    from explainers.methods import all_methods
+
+    spec = _spec()
+    schemas = spec["components"]["schemas"]
+    refs = [r["$ref"].rsplit("/", 1)[1] for r in schemas["ExplainRequest"]["properties"]["params"]["anyOf"]]
+    assert refs == [params_schema_name(name) for name in all_methods()]
+    assert len(set(refs)) == len(refs)
+    for name, cls in all_methods().items():
+        component = schemas[params_schema_name(name)]
+        assert set(component["properties"]) == set(cls.Params.model_fields)
+        assert component["additionalProperties"] is False
+        for field, info in cls.Params.model_fields.items():
+            if info.default is not None and not callable(info.default):
+                assert component["properties"][field].get("default") == info.default, (name, field)
+    assert schemas["IntegratedGradientsParams"]["properties"]["n_steps"]["maximum"] >= 1
+    assert "n_masks" in schemas["RiseParams"]["properties"]
+
+
+def test_get_routes_declare_only_errors_they_can_give():
+    spec = _spec()
+    for path, ops in spec["paths"].items():
+        for verb, op in ops.items():
+            codes = set(op["responses"])
+            if verb == "get":
+                assert not codes & {"413", "415"}, (path, codes)
+                query = [p for p in op.get("parameters", []) if p["in"] == "query"]
+                assert ("422" in codes) == bool(query), (path, codes)
+            for code, response in op["responses"].items():
+                if code.startswith(("4", "5")) and path != "/readyz":
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (path, code)
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+
+
+def test_the_client_package_stands_alone():
+    code = ("import sys\nimport xai_client, xai_client.cli\n"
+            "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('torch', 'fastapi', 'app', 'explainers', 'workers', 'redis', 'rq'))))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"xai_client pulls in the service: {out.stdout[:300]}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import re
 
 import numpy as np
 import pytest
@@ -11,8 +10,7 @@ from PIL import Image
 
 from explainers.render import colormaps
 from explainers.render.image import encode_png, heatmap_png, normalize_map, overlay, overlay_png
-from explainers.render.tabular import AXIS, bar_chart_png
-from explainers.render.text import tokens_html
+from explainers.render.tabular import AXIS, WIDTH, bar_chart_png, chart_height
 
 
 def _decode(png: bytes) -> np.ndarray:
@@ -169,44 +167,6 @@ def test_png_roundtrip(image: np.ndarray) -> None:
         encode_png(image, compress_level=12)
 
 
-# --- text ------------------------------------------------------------------
-
-_SPAN = re.compile(
-    r'<span class="xai-token" style="[^"]*rgba\((\d+),(\d+),(\d+),([\d.]+)\)" '
-    r'title="([^"]*)">(.*?)</span>'
-)
-
-
-def test_tokens_html_escapes_and_colours() -> None:
-    tokens = ["good", "<script>alert(1)</script>", "bad", 'a"b&c']
-    out = tokens_html(tokens, [2.0, 0.0, -1.0, 0.5])
-    assert out.startswith('<div class="xai-text">') and out.endswith("</div>")
-    assert "<script>" not in out and "&lt;script&gt;" in out
-    assert "&quot;" in out and "&amp;" in out
-    spans = _SPAN.findall(out)
-    assert len(spans) == 4
-    pos, zero, neg, weak = spans
-    assert pos[:3] != neg[:3]
-    assert int(pos[0]) > int(pos[2]) and int(neg[2]) > int(neg[0])
-    assert float(pos[3]) == pytest.approx(1.0)
-    assert float(zero[3]) == 0.0
-    assert float(neg[3]) == pytest.approx(0.5)
-    assert float(weak[3]) == pytest.approx(0.25)
-    assert pos[4] == "2" and neg[4] == "-1"
-    assert "</span> <span" in out
-
-
-def test_tokens_html_unsigned_and_edge_cases() -> None:
-    out = tokens_html(["a", "b"], np.array([0.0, 3.0]), signed=False)
-    a, b = _SPAN.findall(out)
-    assert a[:3] == b[:3] and float(a[3]) == 0.0 and float(b[3]) == 1.0
-    zeros = _SPAN.findall(tokens_html(["x", "y"], [0.0, np.nan]))
-    assert all(float(s[3]) == 0.0 for s in zeros)
-    assert tokens_html([], []) == '<div class="xai-text"></div>'
-    with pytest.raises(ValueError):
-        tokens_html(["a"], [1.0, 2.0])
-
-
 # --- tabular ---------------------------------------------------------------
 
 
@@ -221,7 +181,7 @@ def _is_red(px: np.ndarray) -> bool:
 
 
 def _is_blue(px: np.ndarray) -> bool:
-    r, g, b = (int(c) for c in px)
+    r, _g, b = (int(c) for c in px)
     return b > 120 and b > r + 80
 
 
@@ -229,7 +189,7 @@ def test_bar_chart_colours_and_sides() -> None:
     names = ["age", "income", "debt", "score"]
     scores = np.array([0.2, 3.0, -2.0, 0.0])
     img = _decode(bar_chart_png(names, scores, [41, 5e4, 1200.5, 0.0], title="why"))
-    assert img.shape[1] == 720
+    assert img.shape[1] == WIDTH
     x = _axis_x(img)
     col_right = img[:, x + 2]
     red_rows = np.flatnonzero([_is_red(p) for p in col_right])
@@ -264,7 +224,7 @@ def test_bar_chart_never_crashes() -> None:
         ([], np.zeros(0)),
     ]:
         img = _decode(bar_chart_png(names, scores, title=long))
-        assert img.shape[1] == 720
+        assert img.shape[1] == WIDTH
     with pytest.raises(ValueError):
         bar_chart_png(["a"], np.zeros(2))
     with pytest.raises(ValueError):
@@ -277,6 +237,23 @@ def test_bar_chart_bitmap_font_fallback(monkeypatch: pytest.MonkeyPatch) -> None
 
     from explainers.render import tabular
 
-    monkeypatch.setattr(tabular, "_font", ImageFont.load_default_imagefont)
-    img = _decode(bar_chart_png(["名前 ✓", "b" * 300], np.array([1.0, -2.0]), title="名前"))
-    assert img.shape == (10 + 24 + 2 * 22 + 10, 720, 3)
+    monkeypatch.setattr(tabular, "font", lambda _size: ImageFont.load_default_imagefont())
+    img = _decode(bar_chart_png(["名前 ✓", "b" * 300], np.array([1.0, -2.0]), [1.5, 2.0], title="名前"))
+    assert img.shape == (chart_height(2, title=True), WIDTH, 3)
+
+
+def test_bar_chart_shows_values_axis_label_and_uncramped_rows() -> None:
+    names = [f"feature number {i}" for i in range(30)]
+    scores = np.linspace(-1.0, 2.0, 30)
+    img = _decode(bar_chart_png(names, scores, list(range(30)), title="t", xlabel="attribution to benign"))
+    n_rows = 20 + 1  # 20 features and "10 other features"
+    assert img.shape[0] == chart_height(n_rows, title=True)
+    assert (img.shape[0] - chart_height(0, title=True)) / n_rows >= 24  # at least 24 px a row
+    bottom = chart_height(n_rows, title=True) - 12 - 44  # the axis band under the rows
+    axis_band = img[bottom:bottom + 44]
+    ink = (axis_band.astype(int).sum(axis=2) < 300).sum()
+    assert ink > 100, "no axis label or tick labels under the bars"
+    horizontal = (axis_band == np.array(AXIS)).all(axis=2).sum(axis=1).max()
+    assert horizontal > 200, "no horizontal axis line"
+    value_column = img[60:200, 12 + 230 + 12:12 + 230 + 12 + 84]
+    assert (value_column.astype(int).sum(axis=2) < 500).any(), "no feature values printed"

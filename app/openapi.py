@@ -1,0 +1,108 @@
+"""The OpenAPI spec: FastAPI's, plus what it cannot see, built from the method registry at app creation.
+
+- each method's params schema as a component (`GradcamParams`, ...) and `ExplainRequest.params`
+  as `anyOf` those, so that a generated client has typed params;
+- the `method` path parameter as an enum of the registered names (with `x-enum-varnames`, since
+  names like `gradcam++` are no identifiers);
+- FastAPI's automatic 422 (with its own `HTTPValidationError` body, which this app never sends)
+  replaced by the contract's error body where a parameter can fail validation, dropped elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from app.schemas import ErrorBody, ExplainRequest
+
+REF = "#/components/schemas/{model}"
+
+
+def params_schema_name(method: str) -> str:
+    """`gradcam++` -> `GradcamPlusPlusParams`, `integrated_gradients` -> `IntegratedGradientsParams`."""
+    words = re.split(r"[^0-9a-zA-Z]+", method.replace("+", " plus "))
+    return "".join(w[:1].upper() + w[1:] for w in words if w) + "Params"
+
+
+def enum_varname(method: str) -> str:
+    """`gradcam++` -> `GRADCAM_PLUS_PLUS`: an identifier for generated enums."""
+    words = re.split(r"[^0-9a-zA-Z]+", method.replace("+", " plus "))
+    name = "_".join(w.upper() for w in words if w)
+    return name if name[:1].isalpha() else f"M_{name}"
+
+
+def _hoist(schema: dict[str, Any], prefix: str, schemas: dict[str, Any]) -> dict[str, Any]:
+    """Move a JSON schema's `$defs` into the components (prefixed) and point its refs there."""
+    schema = dict(schema)
+    defs = schema.pop("$defs", {})
+    renames = {f"#/$defs/{name}": REF.format(model=f"{prefix}{name}") for name in defs}
+
+    def fix(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: renames.get(v, v) if k == "$ref" else fix(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [fix(v) for v in node]
+        return node
+
+    for name, sub in defs.items():
+        schemas[f"{prefix}{name}"] = fix(sub)
+    return fix(schema)  # type: ignore[no-any-return]
+
+
+def _method_params(methods: list[dict[str, Any]], schemas: dict[str, Any]) -> list[dict[str, str]]:
+    refs = []
+    for info in methods:
+        name = params_schema_name(info["name"])
+        schema = _hoist(info["params"], name, schemas)
+        schema["title"] = name
+        about = (schema.get("description") or "").strip()
+        schema["description"] = f"Params of `{info['name']}`" + (f": {about}" if about else ".")
+        schemas[name] = schema
+        refs.append({"$ref": REF.format(model=name)})
+    return refs
+
+
+def _responses(spec: dict[str, Any]) -> None:
+    for path in spec["paths"].values():
+        for op in path.values():
+            responses = op.get("responses", {})
+            auto = responses.get("422", {}).get("content", {}).get("application/json", {}).get("schema", {})
+            if auto.get("$ref", "").endswith("/HTTPValidationError"):
+                params = op.get("parameters", [])
+                constrained = "requestBody" in op or not all(
+                    p["schema"].get("type") == "string" and set(p["schema"]) <= {"type", "title", "description"}
+                    for p in params)
+                if constrained:
+                    responses["422"] = {"description": "invalid params, target, input or query", "content": {
+                        "application/json": {"schema": {"$ref": REF.format(model="ErrorBody")}}}}
+                else:
+                    del responses["422"]
+    schemas = spec.get("components", {}).get("schemas", {})
+    if REF.format(model="HTTPValidationError") not in json.dumps(spec["paths"]):  # no route refers to them
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+
+
+def build_openapi(app: FastAPI, methods: list[dict[str, Any]]) -> dict[str, Any]:
+    spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    extra = ExplainRequest.model_json_schema(ref_template=REF)
+    schemas.update(extra.pop("$defs", {}))
+    schemas.setdefault("ErrorBody", ErrorBody.model_json_schema(ref_template=REF))
+    refs = _method_params(methods, schemas)
+    params = extra["properties"]["params"]
+    extra["properties"]["params"] = {"anyOf": refs, "description": params.get("description", ""),
+                                     "title": params.get("title", "Params")}
+    schemas["ExplainRequest"] = extra
+    names = [m["name"] for m in methods]
+    for parameter in spec["paths"]["/explain/{method}"]["post"].get("parameters", []):
+        if parameter["name"] == "method":
+            parameter["schema"] = {"type": "string", "title": "Method", "enum": names,
+                                   "x-enum-varnames": [enum_varname(n) for n in names]}
+            parameter["description"] = "a registered method (see /methods)"
+    _responses(spec)
+    return spec

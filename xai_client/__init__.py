@@ -1,0 +1,6 @@
+"""A typed Python client and the `xai` command line for the explanation service."""
+
+from xai_client.client import Client, image_bytes, make_input
+from xai_client.types import Explanation, Job, Prediction, XaiError, decode_array
+
+__all__ = ["Client", "Explanation", "Job", "Prediction", "XaiError", "decode_array", "image_bytes", "make_input"]
