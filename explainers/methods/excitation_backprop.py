@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pydantic import Field
+from torch import nn
 
 from explainers.base import Attribution, Context
 from explainers.methods._gradients import reduce
@@ -29,8 +30,8 @@ def excitation_rules(canon: Canonized, stabilizer: float, *, dual: bool = False)
                                                 negate=dual and step is canon.last))
         elif step.kind in (Kind.SUM, Kind.AVERAGE):
             rules.setdefault(step.target, Norm(stabilizer, positive=True))
-        elif step.kind in (Kind.ACTIVATION, Kind.AFFINE, Kind.BATCHNORM):
-            rules.setdefault(step.target, Pass())
+        elif step.kind in (Kind.ACTIVATION, Kind.AFFINE, Kind.BATCHNORM) and type(step.module) is not nn.ReLU:
+            rules.setdefault(step.target, Pass())  # (a ReLU's gradient is its Pass here: see Composite.assign)
     return rules
 
 

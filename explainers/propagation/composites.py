@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+from torch import nn
 
 from explainers.propagation.errors import RuleNotSupported
 from explainers.propagation.graph import Canonized
@@ -109,7 +110,9 @@ class Composite:
                 rule = self.layers.get("first", own) if step is canon.first else own
             elif step.kind in (Kind.SUM, Kind.AVERAGE):
                 rule = self.sums
-            elif step.kind in (Kind.ACTIVATION, Kind.AFFINE, Kind.BATCHNORM):
+            elif step.kind in (Kind.ACTIVATION, Kind.AFFINE, Kind.BATCHNORM) and type(step.module) is not nn.ReLU:
+                # a ReLU's gradient is its Pass rule here: every rule above hands it relevance in proportion
+                # to its (non-negative) output, so no relevance reaches a unit whose input was negative
                 rule = self.passes
             if rule is not None:
                 out.setdefault(step.target, rule)

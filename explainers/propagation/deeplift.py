@@ -42,7 +42,7 @@ class Rescale(Rule):
     name = "rescale"
 
     def backward(self, module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor,
-                 relevance: torch.Tensor) -> Grads:
+                 relevance: torch.Tensor, *, nonneg: bool = False) -> Grads:
         (x, x0), (y, y0), (g, _) = _halves(inputs[0]), _halves(output), _halves(relevance)
         plain = _vjp(module, x, _constants(inputs, 0), g)
         dx = x - x0
@@ -54,7 +54,7 @@ class CrossMax(Rule):
     name = "cross_max"
 
     def backward(self, module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor,
-                 relevance: torch.Tensor) -> Grads:
+                 relevance: torch.Tensor, *, nonneg: bool = False) -> Grads:
         (x, x0), (y, y0), (g, _) = _halves(inputs[0]), _halves(output), _halves(relevance)
         top = torch.maximum(y, y0)
         moved = (_vjp(module, x, _constants(inputs, 0), g * (top - y0))

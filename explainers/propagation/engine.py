@@ -35,12 +35,14 @@ class Recorder:
     records: list[Record] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Site:
     target: str
     module: nn.Module
     rule: Rule
     recorder: Recorder | None
+    nonneg: bool = False  # every call's first input is >= 0 by construction
+    grad_modes: list[bool] = field(default_factory=list)
 
 
 class _RuleBackward(torch.autograd.Function):
@@ -56,7 +58,7 @@ class _RuleBackward(torch.autograd.Function):
     def backward(ctx: Any, relevance: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         output, *inputs = ctx.saved_tensors
         site: _Site = ctx.site
-        grads = site.rule.backward(site.module, tuple(inputs), output, relevance)
+        grads = site.rule.backward(site.module, tuple(inputs), output, relevance, nonneg=site.nonneg)
         grads = tuple(g if need else None for g, need in zip(grads, ctx.needs_input_grad[2:]))
         if site.recorder is not None:
             given = sum(float(g.double().sum()) for g in grads if g is not None)
@@ -71,7 +73,9 @@ def installed(canon: Canonized, rules: Mapping[str, Rule], recorder: Recorder | 
     try:
         for target, rule in rules.items():
             module = canon.graph.get_submodule(target)
-            site = _Site(target, module, rule, recorder)
+            calls = [s for s in canon.steps if s.target == target]
+            site = _Site(target, module, rule, recorder, nonneg=bool(calls) and all(s.nonneg_input for s in calls))
+            handles.append(module.register_forward_pre_hook(_no_grad(site)))
             handles.append(module.register_forward_hook(_hook(site)))
         yield
     finally:
@@ -79,8 +83,17 @@ def installed(canon: Canonized, rules: Mapping[str, Rule], recorder: Recorder | 
             handle.remove()
 
 
+def _no_grad(site: _Site) -> Callable[[nn.Module, tuple[Any, ...]], None]:
+    """The ruled module's own forward records nothing for autograd: its rule replaces its backward."""
+    def pre_hook(_module: nn.Module, _args: tuple[Any, ...]) -> None:
+        site.grad_modes.append(torch.is_grad_enabled())
+        torch.set_grad_enabled(False)
+    return pre_hook
+
+
 def _hook(site: _Site) -> Callable[[nn.Module, tuple[Any, ...], Any], torch.Tensor]:
     def hook(_module: nn.Module, args: tuple[Any, ...], output: Any) -> torch.Tensor:
+        torch.set_grad_enabled(site.grad_modes.pop())
         tensors = tuple(a for a in args if isinstance(a, torch.Tensor))
         return _RuleBackward.apply(site, output, *tensors)
     return hook

@@ -58,6 +58,7 @@ class Step:
     target: str  # module name in the graph module (the served model's name where it is shared)
     module: nn.Module
     kind: Kind
+    nonneg_input: bool = False  # its input is never negative by construction (a ReLU's output, pooled)
 
 
 class Canonized:
@@ -134,6 +135,7 @@ def _build(module: nn.Module, embedding: str | None) -> Canonized:
     graph.lint()
     gm.recompile()
     steps = []
+    nonneg = _nonneg_nodes(gm, data)
     for node in graph.nodes:
         if node.op == "call_module" and node in data:
             sub = gm.get_submodule(str(node.target))
@@ -142,8 +144,30 @@ def _build(module: nn.Module, embedding: str | None) -> Canonized:
                 raise UnsupportedModel(f"layer {node.target!r} ({type(sub).__name__}) is not supported by the "
                                        "propagation engine", details={"layer": node.target,
                                                                       "type": type(sub).__name__})
-            steps.append(Step(node.name, str(node.target), sub, kind))
+            first = node.args[0] if node.args else None
+            steps.append(Step(node.name, str(node.target), sub, kind, nonneg_input=first in nonneg))
     return Canonized(gm, steps, text=embedding is not None, folded=folded, calls=calls)
+
+
+_NONNEG_OUTPUT = (nn.ReLU, nn.ReLU6, nn.Sigmoid, nn.Softplus)
+_KEEPS_SIGN = (Kind.MAX, Kind.AVERAGE, Kind.SHAPE, Kind.SUM)
+
+
+def _nonneg_nodes(gm: fx.GraphModule, data: set[fx.Node]) -> set[fx.Node]:
+    """Nodes whose values are never negative: ReLU outputs, and their poolings, sums and reshapes."""
+    out: set[fx.Node] = set()
+    for node in gm.graph.nodes:
+        if node not in data or node.op not in ("call_module", "call_function", "call_method"):
+            continue
+        tensors = [a for a in node.all_input_nodes if a in data]
+        if node.op == "call_module":
+            module = gm.get_submodule(str(node.target))
+            if isinstance(module, _NONNEG_OUTPUT) or (kind_of(module) in _KEEPS_SIGN and tensors
+                                                      and all(a in out for a in tensors)):
+                out.add(node)
+        elif node.target in _SHAPE and tensors and all(a in out for a in tensors):
+            out.add(node)
+    return out
 
 
 def _input_node(gm: fx.GraphModule, embedding: str | None) -> fx.Node:

@@ -49,11 +49,16 @@ class Patterns:
     layers: dict[str, dict[str, torch.Tensor]]
     n_samples: int
     meta: dict[str, str] = field(default_factory=dict)
+    _rules: dict[tuple[str, str, bool, bool], PatternRule] = field(default_factory=dict, repr=False)
 
     def rule(self, target: str, estimator: Estimator, *, attribution: bool, project: bool) -> PatternRule:
-        own = self.layers[target]
-        kinds = ("linear",) if estimator == "linear" else ("positive", "negative")
-        return PatternRule(*(own[k] for k in kinds), attribution=attribution, project=project)
+        """The layer's pattern rule (kept: it holds the patterns in the layer's dtype and memory format)."""
+        key = (target, estimator, attribution, project)
+        if key not in self._rules:
+            own = self.layers[target]
+            kinds = ("linear",) if estimator == "linear" else ("positive", "negative")
+            self._rules[key] = PatternRule(*(own[k] for k in kinds), attribution=attribution, project=project)
+        return self._rules[key]
 
 
 class PatternRule(LayerRule):
@@ -66,9 +71,14 @@ class PatternRule(LayerRule):
                  project: bool) -> None:
         self.patterns = (first, second) if second is not None else (first,)
         self.attribution, self.project = attribution, project
+        self._mats: list[torch.Tensor] | None = None
 
-    def relevance(self, layer: ops.Weighted, x: torch.Tensor, z: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-        mats = [p.to(layer.weight) * layer.weight if self.attribution else p.to(layer.weight) for p in self.patterns]
+    def relevance(self, layer: ops.Weighted, x: torch.Tensor, z: torch.Tensor, r: torch.Tensor,
+                  nonneg: bool) -> torch.Tensor:
+        if self._mats is None:  # in the layer's dtype, device and memory format, once
+            self._mats = [(p.to(layer.weight) * layer.weight if self.attribution else p.to(layer.weight))
+                          .contiguous(memory_format=_weight_format(layer.weight)) for p in self.patterns]
+        mats = self._mats
         if len(mats) == 1:
             out = ops.transpose(layer, x, mats[0], r)
         else:
@@ -78,6 +88,12 @@ class PatternRule(LayerRule):
             peak = out.abs().amax()
             out = out / peak if float(peak) > 0 else out
         return out
+
+
+def _weight_format(w: torch.Tensor) -> torch.memory_format:
+    if w.dim() == 4 and w.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
 
 
 class PatternStatistics:

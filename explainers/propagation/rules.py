@@ -9,6 +9,8 @@ propagation: an overview"); the split of mixed-sign inputs into positive and neg
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
@@ -22,13 +24,38 @@ Grads = tuple[torch.Tensor | None, ...]
 
 def stabilize(z: torch.Tensor, epsilon: float) -> torch.Tensor:
     """z moved away from 0 by epsilon, with z's sign (+ for 0)."""
-    return z + epsilon * (z.sign() + (z == 0).to(z.dtype))
+    return torch.where(z >= 0, z + epsilon, z - epsilon)
 
 
-def _parts(t: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+_DERIVED: weakref.WeakKeyDictionary[nn.Module, dict[str, tuple[int, torch.Tensor | None]]] = \
+    weakref.WeakKeyDictionary()
+
+
+def derived(layer: nn.Module, key: str, make: Callable[[], torch.Tensor | None]) -> torch.Tensor | None:
+    """A tensor computed from a layer's frozen parameters (its positive weights, ...), kept until they change."""
+    version = hash(tuple((id(p), p._version) for p in layer.parameters(recurse=False)))
+    own = _DERIVED.setdefault(layer, {})
+    if key not in own or own[key][0] != version:
+        own[key] = (version, make())
+    return own[key][1]
+
+
+def _parts(layer: ops.Weighted, name: str, sign: float = 1.0) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The positive and negative parts of the layer's weight or bias (times `sign`), cached."""
+    t = getattr(layer, name)
     if t is None:
         return None, None
-    return t.clamp(min=0), t.clamp(max=0)
+    return (derived(layer, f"{name}{sign}+", lambda: (sign * t).clamp(min=0)),
+            derived(layer, f"{name}{sign}-", lambda: (sign * t).clamp(max=0)))
+
+
+def _nonneg(x: torch.Tensor) -> bool:
+    return not bool((x < 0).any())  # (not x.min(): a reduction over a channels-last tensor copies it first)
+
+
+def _over_positive(r: torch.Tensor, z: torch.Tensor, epsilon: float) -> torch.Tensor:
+    """r / (z + epsilon) for a denominator that is never negative (a sum of positive contributions)."""
+    return r / z.add_(epsilon)
 
 
 def _only_first(first: torch.Tensor, n_inputs: int) -> Grads:
@@ -41,7 +68,8 @@ class Rule:
     name: ClassVar[str]
 
     def backward(self, module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor,
-                 relevance: torch.Tensor) -> Grads:
+                 relevance: torch.Tensor, *, nonneg: bool = False) -> Grads:
+        """Relevance (or gradient) per input; `nonneg`: the graph guarantees the first input is >= 0."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -54,7 +82,7 @@ class Pass(Rule):
     name = "pass"
 
     def backward(self, module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor,
-                 relevance: torch.Tensor) -> Grads:
+                 relevance: torch.Tensor, *, nonneg: bool = False) -> Grads:
         return _only_first(relevance, len(inputs))
 
 
@@ -70,7 +98,7 @@ class Norm(Rule):
         self.stabilizer, self.positive = stabilizer, positive
 
     def backward(self, module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor,
-                 relevance: torch.Tensor) -> Grads:
+                 relevance: torch.Tensor, *, nonneg: bool = False) -> Grads:
         parts = [x.clamp(min=0) for x in inputs] if self.positive else list(inputs)
         if isinstance(module, Sum):
             total = parts[0]
@@ -91,11 +119,13 @@ class LayerRule(Rule):
     """A rule of a layer with weights (linear, convolution)."""
 
     def backward(self, module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor,
-                 relevance: torch.Tensor) -> Grads:
+                 relevance: torch.Tensor, *, nonneg: bool = False) -> Grads:
         assert isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))
-        return (self.relevance(module, inputs[0], output, relevance),)
+        return (self.relevance(module, inputs[0], output, relevance, nonneg),)
 
-    def relevance(self, layer: ops.Weighted, x: torch.Tensor, z: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    def relevance(self, layer: ops.Weighted, x: torch.Tensor, z: torch.Tensor, r: torch.Tensor,
+                  nonneg: bool) -> torch.Tensor:
+        """Relevance at the layer's input x from r at its output z; `nonneg`: x is known to be >= 0."""
         raise NotImplementedError
 
 
@@ -107,7 +137,8 @@ class Epsilon(LayerRule):
     def __init__(self, epsilon: float = 1e-6) -> None:
         self.epsilon = epsilon
 
-    def relevance(self, layer: ops.Weighted, x: torch.Tensor, z: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    def relevance(self, layer: ops.Weighted, x: torch.Tensor, z: torch.Tensor, r: torch.Tensor,
+                  nonneg: bool) -> torch.Tensor:
         return x * ops.transpose(layer, x, layer.weight, r / stabilize(z, self.epsilon))
 
 
@@ -127,17 +158,18 @@ class AlphaBeta(LayerRule):
         self.alpha, self.beta, self.stabilizer = alpha, beta, stabilizer
         self.ignore_bias, self.negate = ignore_bias, negate
 
-    def relevance(self, layer: ops.Weighted, x: torch.Tensor, z: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    def relevance(self, layer: ops.Weighted, x: torch.Tensor, z: torch.Tensor, r: torch.Tensor,
+                  nonneg: bool) -> torch.Tensor:
         sign = -1.0 if self.negate else 1.0
-        wp, wn = _parts(sign * layer.weight)
-        bp, bn = _parts(None if self.ignore_bias or layer.bias is None else sign * layer.bias)
+        wp, wn = _parts(layer, "weight", sign)
+        bp, bn = (None, None) if self.ignore_bias else _parts(layer, "bias", sign)
         assert wp is not None and wn is not None
-        xp, xn = x.clamp(min=0), x.clamp(max=0)
-        mixed = bool(x.min() < 0)
+        mixed = not (nonneg or _nonneg(x))
+        xp, xn = (x.clamp(min=0), x.clamp(max=0)) if mixed else (x, x)
         z_pos = ops.forward(layer, xp, wp, bp)
         if mixed:
             z_pos = z_pos + ops.forward(layer, xn, wn, None)
-        s = r / stabilize(z_pos, self.stabilizer)
+        s = _over_positive(r, z_pos, self.stabilizer)
         out = xp * ops.transpose(layer, x, wp, s)
         if mixed:
             out = out + xn * ops.transpose(layer, x, wn, s)
@@ -146,7 +178,7 @@ class AlphaBeta(LayerRule):
         z_neg = ops.forward(layer, xp, wn, bn)
         if mixed:
             z_neg = z_neg + ops.forward(layer, xn, wp, None)
-        s = r / stabilize(z_neg, self.stabilizer)
+        s = -_over_positive(r, -z_neg, self.stabilizer)  # r / (z_neg - eps): z_neg sums negative contributions
         neg = xp * ops.transpose(layer, x, wn, s)
         if mixed:
             neg = neg + xn * ops.transpose(layer, x, wp, s)
@@ -170,16 +202,19 @@ class Gamma(LayerRule):
     def __init__(self, gamma: float = 0.25, stabilizer: float = 1e-6) -> None:
         self.gamma, self.stabilizer = gamma, stabilizer
 
-    def relevance(self, layer: ops.Weighted, x: torch.Tensor, z: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-        g, w = self.gamma, layer.weight
-        wp, wn = _parts(w)
-        bp, bn = _parts(layer.bias)
+    def relevance(self, layer: ops.Weighted, x: torch.Tensor, z: torch.Tensor, r: torch.Tensor,
+                  nonneg: bool) -> torch.Tensor:
+        g, w, b = self.gamma, layer.weight, layer.bias
+        wp, wn = _parts(layer, "weight")
+        bp, bn = _parts(layer, "bias")
         assert wp is not None and wn is not None
-        up, down = w + g * wp, w + g * wn  # the weights of positive and of negative contributions
-        b_up = None if layer.bias is None or bp is None else layer.bias + g * bp
-        b_down = None if layer.bias is None or bn is None else layer.bias + g * bn
-        xp, xn = x.clamp(min=0), x.clamp(max=0)
-        mixed = bool(x.min() < 0)
+        # the weights of positive and of negative contributions
+        up, down = derived(layer, f"gamma{g}+", lambda: w + g * wp), derived(layer, f"gamma{g}-", lambda: w + g * wn)
+        assert up is not None and down is not None
+        b_up = None if b is None or bp is None else derived(layer, f"bias_gamma{g}+", lambda: b + g * bp)
+        b_down = None if b is None or bn is None else derived(layer, f"bias_gamma{g}-", lambda: b + g * bn)
+        mixed = not (nonneg or _nonneg(x))
+        xp, xn = (x.clamp(min=0), x.clamp(max=0)) if mixed else (x, x)
         z_pos = ops.forward(layer, xp, up, b_up)
         z_neg = ops.forward(layer, xp, down, b_down)
         if mixed:
@@ -201,9 +236,13 @@ class Flat(LayerRule):
     def __init__(self, stabilizer: float = 1e-6) -> None:
         self.stabilizer = stabilizer
 
-    def relevance(self, layer: ops.Weighted, x: torch.Tensor, z: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-        ones, w = torch.ones_like(x), torch.ones_like(layer.weight)
-        s = r / stabilize(ops.forward(layer, ones, w, None), self.stabilizer)
+    def relevance(self, layer: ops.Weighted, x: torch.Tensor, z: torch.Tensor, r: torch.Tensor,
+                  nonneg: bool) -> torch.Tensor:
+        ones, w = torch.ones_like(x), derived(layer, "ones", lambda: torch.ones_like(layer.weight))
+        assert w is not None
+        counts = derived(layer, f"flat{tuple(x.shape)}", lambda: ops.forward(layer, ones, w, None))  # per shape
+        assert counts is not None
+        s = r / stabilize(counts, self.stabilizer)
         return ops.transpose(layer, ones, w, s)
 
 
@@ -215,8 +254,10 @@ class WSquare(LayerRule):
     def __init__(self, stabilizer: float = 1e-6) -> None:
         self.stabilizer = stabilizer
 
-    def relevance(self, layer: ops.Weighted, x: torch.Tensor, z: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-        ones, w2 = torch.ones_like(x), layer.weight * layer.weight
+    def relevance(self, layer: ops.Weighted, x: torch.Tensor, z: torch.Tensor, r: torch.Tensor,
+                  nonneg: bool) -> torch.Tensor:
+        ones, w2 = torch.ones_like(x), derived(layer, "square", lambda: layer.weight * layer.weight)
+        assert w2 is not None
         s = r / stabilize(ops.forward(layer, ones, w2, None), self.stabilizer)
         return ops.transpose(layer, ones, w2, s)
 
@@ -229,8 +270,9 @@ class ZBox(LayerRule):
     def __init__(self, low: torch.Tensor, high: torch.Tensor, stabilizer: float = 1e-6) -> None:
         self.low, self.high, self.stabilizer = low, high, stabilizer
 
-    def relevance(self, layer: ops.Weighted, x: torch.Tensor, z: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-        wp, wn = _parts(layer.weight)
+    def relevance(self, layer: ops.Weighted, x: torch.Tensor, z: torch.Tensor, r: torch.Tensor,
+                  nonneg: bool) -> torch.Tensor:
+        wp, wn = _parts(layer, "weight")
         assert wp is not None and wn is not None
         low = self.low.to(x).expand_as(x).contiguous(memory_format=_format(x))
         high = self.high.to(x).expand_as(x).contiguous(memory_format=_format(x))
