@@ -215,6 +215,18 @@ def test_api_and_workers_agree_on_queue_and_registry(services: dict[str, dict[st
     assert all(read_only for _, _, read_only in sources.values()), "only models-init writes the registry"
 
 
+def test_api_and_workers_share_the_state_folder(services: dict[str, dict[str, Any]]) -> None:
+    """A worker's patterns job writes XAI_STATE_DIR; the API's sync pattern methods read it: one volume."""
+    from tests.deploy.conftest import dockerfile_env
+
+    state = {name: env_of(services[name]).get("XAI_STATE_DIR", dockerfile_env()["XAI_STATE_DIR"])
+             for name in XAI_SERVICES}
+    assert len(set(state.values())) == 1
+    mounted = {name: mount_of(services[name], state[name]) for name in XAI_SERVICES}
+    assert len({source for source, _, _ in mounted.values()}) == 1 and not is_bind(mounted["api"][0])
+    assert not any(read_only for _, _, read_only in mounted.values()), "workers write patterns there"
+
+
 def test_xai_variables_read_from_the_host_are_settings(raw: dict[str, Any]) -> None:
     """`${XAI_...}` in the compose file passes a setting through from .env; anything else is misnamed."""
     fields = {f"XAI_{field.upper()}" for field in Settings.model_fields}

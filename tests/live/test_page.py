@@ -196,3 +196,22 @@ def test_features_prefilled_from_a_sample_row(page: Page, live: LiveServer) -> N
     chart = page.picture(card)
     assert chart.width == 800
     assert len(card.find_elements("css selector", "table.features tbody tr")) == 8
+
+
+def test_lrp_with_a_rule_map_typed_as_json(page: Page) -> None:
+    """A params field that is an object (lrp's rules by layer type) takes JSON; bad JSON is a readable error."""
+    page.model("shapes-cnn")
+    page.method("lrp")
+    page.select('#params-form [data-param="composite"] select', "epsilon_gamma_box")
+    page.upload(EXAMPLES / "shape-1.png")
+    page.param("rules", "{first: flat")
+    page.click("#explain-btn")
+    error = wait_for(lambda: page.css("#error-box").is_displayed() and page.css("#error-box"), 5, "the error")
+    assert "rules" in error.text and "JSON" in error.text
+    page.param("rules", '{"first": "flat", "conv": "z_plus"}')
+    page.click("#explain-btn")
+    card = page.card()
+    assert card.get_attribute("data-state") == "done", card.text
+    assert "square" in card.find_element("css selector", ".result-target").text
+    assert page.picture(card).width == 384
+    assert not severe_logs(page.d)

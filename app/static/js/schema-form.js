@@ -43,6 +43,13 @@ function control(name, schema, nullable) {
     else input.required = true;
     return input;
   }
+  if (schema.type === "object" || schema.type === "array") {  // e.g. lrp's rules by layer type: typed as JSON
+    const example = schema.type === "array" ? "[...]" : '{"first": "flat", "conv": "gamma"}';
+    const input = el("input", { type: "text", name, placeholder: nullable ? `default, or JSON: ${example}` : example,
+                                "data-json": "true" });
+    if (def !== undefined && def !== null) input.value = JSON.stringify(def);
+    return input;
+  }
   const input = el("input", { type: "text", name, placeholder: nullable ? "default" : "" });
   if (schema.maxLength) input.maxLength = schema.maxLength;
   if (def !== undefined && def !== null) input.value = def;
@@ -100,7 +107,14 @@ export function buildParamsForm(container, schema) {
             continue;
           }
         } else if (input.value === "" && f.nullable) continue;
-        else value = input.value;
+        else if (input.dataset.json) {
+          try {
+            value = JSON.parse(input.value);
+          } catch {
+            errors.push(`${name}: must be JSON, for example ${input.placeholder.replace(/^default, or JSON: /, "")}`);
+            continue;
+          }
+        } else value = input.value;
         if (value !== s.default) params[name] = value;
       }
       return { params, errors };
