@@ -23,8 +23,9 @@ Grads = tuple[torch.Tensor | None, ...]
 
 
 def stabilize(z: torch.Tensor, epsilon: float) -> torch.Tensor:
-    """z moved away from 0 by epsilon, with z's sign (+ for 0)."""
-    return torch.where(z >= 0, z + epsilon, z - epsilon)
+    """z moved away from 0 by epsilon, with z's sign (+ for +0; -0 goes to -epsilon, where every rule's
+    relevance is 0 anyway: an output that is exactly 0 hands down nothing)."""
+    return z + torch.tensor(epsilon, dtype=z.dtype, device=z.device).copysign(z)
 
 
 _DERIVED: weakref.WeakKeyDictionary[nn.Module, dict[str, tuple[int, torch.Tensor | None]]] = \
