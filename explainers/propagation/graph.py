@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import builtins
 import copy
+import itertools
 import operator
 import threading
 import weakref
@@ -86,21 +87,28 @@ class Canonized:
                 "functions_made_modules": self.calls, "sums": counts.get("sum", 0)}
 
 
-_CACHE: weakref.WeakKeyDictionary[nn.Module, dict[str | None, Canonized]] = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary[nn.Module, dict[str | None, tuple[int, Canonized]]] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
 
+def _fingerprint(module: nn.Module) -> int:
+    """Changes whenever a parameter or buffer is replaced or written in place (a sanity check's randomisation)."""
+    return hash(tuple((id(t), t._version) for t in itertools.chain(module.parameters(), module.buffers())))
+
+
 def canonize(module: nn.Module, embedding: str | None = None) -> Canonized:
-    """The canonized graph of `module` (cached: the served weights are frozen).
+    """The canonized graph of `module`, built once per state of its weights (the served ones are frozen;
+    fused layers are copies, so new weights need a new graph).
 
     `embedding`: module name of a text model's token embedding, whose output is the attribution input.
     """
     with _LOCK:
         per_module = _CACHE.setdefault(module, {})
-        if embedding not in per_module:
+        fingerprint = _fingerprint(module)
+        if embedding not in per_module or per_module[embedding][0] != fingerprint:
             with torch.inference_mode(False), torch.no_grad():  # fused weights must be usable by autograd
-                per_module[embedding] = _build(module, embedding)
-        return per_module[embedding]
+                per_module[embedding] = (fingerprint, _build(module, embedding))
+        return per_module[embedding][1]
 
 
 def _build(module: nn.Module, embedding: str | None) -> Canonized:
