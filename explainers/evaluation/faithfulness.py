@@ -25,8 +25,8 @@ from explainers.base import Context
 from explainers.masking import Masker, PixelFill, TabularFeatures, Tokens, compose_pixels, pixel_fill
 from explainers.types import Modality
 
-METRICS = ("deletion", "insertion", "morf", "lerf")
 Metric = Literal["deletion", "insertion", "morf", "lerf"]
+METRICS: tuple[Metric, ...] = ("deletion", "insertion", "morf", "lerf")
 
 
 @dataclass(frozen=True)
