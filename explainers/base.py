@@ -24,10 +24,14 @@ from explainers.types import Execution, Modality, Prediction, Requires
 
 @dataclass
 class Attribution:
-    """What a method returns: the map (any resolution for images) and extra details."""
+    """What a method returns: the map (any resolution for images) and extra details.
+
+    `signed` overrides the method's own where a param decides (RISE centred on its offset).
+    """
 
     values: torch.Tensor | np.ndarray
     details: dict[str, Any] = field(default_factory=dict)
+    signed: bool | None = None
 
 
 Progress = Callable[[float], None]
@@ -39,7 +43,10 @@ class Context:
     `progress(fraction)` is called as work completes; it may raise to cancel the call.
     `batch_size` is the number of model inputs per forward pass: the params' `batch_size`
     where the method has one, else `default_batch_size` of the model. `autocast` is the
-    bfloat16 autocast of `predict`, where the params ask for it.
+    bfloat16 autocast of `predict`, where the params ask for it. A budget (`max_evaluations`,
+    `time_budget_s`) makes `predict` raise `BudgetExhausted` before a batch that would pass it;
+    a method that can stop early catches it and returns its estimate so far (`stopped`).
+    `error` is a method's current error estimate, where it has one.
     """
 
     def __init__(self, model: Model, inputs: ModelInput, target: int | str | None, params: BaseParams,
@@ -57,6 +64,11 @@ class Context:
         self._target: int | None = None
         self.predictions: list[Prediction] = []
         self.target_prediction: Prediction | None = None
+        budget = params.budget
+        self.max_evaluations = budget[0]
+        self.deadline = None if budget[1] is None else time.monotonic() + budget[1]
+        self.stopped: str | None = None
+        self.error: float | None = None
 
     @property
     def x(self) -> torch.Tensor:
@@ -105,29 +117,50 @@ class Context:
         assert self._target is not None
         return self._target
 
-    def predict(self, batch: torch.Tensor, batch_size: int, *, done: float = 0.0,
-                share: float = 1.0) -> torch.Tensor:
-        """Probabilities [N, K] of native inputs [N, ...], `batch_size` rows per model call.
+    def room(self, n: int, per: int = 1) -> int:
+        """How many of n items, each `per` evaluations, the budget still has room for (n if unbounded)."""
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            return 0
+        if self.max_evaluations is None:
+            return n
+        return max(0, min(n, (self.max_evaluations - self.evaluations) // max(per, 1)))
+
+    def check_budget(self, more: int) -> None:
+        """Raise `BudgetExhausted` if `more` evaluations would pass the budget, or its time is up."""
+        if self.max_evaluations is not None and self.evaluations + more > self.max_evaluations:
+            raise BudgetExhausted("evaluations")
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise BudgetExhausted("time")
+
+    def predict(self, batch: torch.Tensor, batch_size: int, *, done: float = 0.0, share: float = 1.0,
+                kind: str | None = None) -> torch.Tensor:
+        """Scores [N, K] of native inputs [N, ...], `batch_size` rows per model call: probabilities, or
+        the logits where the request explains logits (`kind` overrides: 'probabilities', 'logits').
 
         Progress moves from `done` to `done + share` over the batches.
         """
         assert self.inputs.native_forward is not None
+        logits = (kind or self.score_kind) == "logits" and self.model.manifest.output == "logits"
         outs = []
         n = batch.shape[0]
         device = self.model.device.type
         with torch.inference_mode(), torch.autocast(device, dtype=torch.bfloat16, enabled=self.autocast):
             for start in range(0, n, batch_size):
                 chunk = batch[start:start + batch_size]
+                self.check_budget(chunk.shape[0])
                 if chunk.dim() == 4:
                     chunk = chunk.contiguous(memory_format=torch.channels_last)
-                outs.append(self.model.probabilities(self.inputs.native_forward(chunk).float()))
+                out = self.inputs.native_forward(chunk).float()
+                outs.append(out if logits else self.model.probabilities(out))
                 self.evaluations += chunk.shape[0]
                 self.progress(min(1.0, done + share * min(n, start + batch_size) / n))
         return torch.cat(outs) if outs else torch.empty(0, len(self.model.labels))
 
-    def target_probabilities(self, batch: torch.Tensor, batch_size: int, **kw: float) -> torch.Tensor:
-        """The explained class's probability for each native input [N, ...] -> [N]."""
-        return self.predict(batch, batch_size, **kw)[:, self.target()]
+    def target_probabilities(self, batch: torch.Tensor, batch_size: int, *, kind: str | None = None,
+                             **kw: float) -> torch.Tensor:
+        """The explained class's score (its probability, or its logit: see `predict`) for each native
+        input [N, ...] -> [N]."""
+        return self.predict(batch, batch_size, kind=kind, **kw)[:, self.target()]
 
     def score(self, outputs: torch.Tensor) -> torch.Tensor:
         """The explained score of the target for each row of a batch of outputs [B, K] -> [B]."""
@@ -151,6 +184,14 @@ def resolve_target(requested: int | str | None, labels: list[str], top1: int) ->
             raise InvalidTarget(f"unknown target label {requested!r}", details={"labels": labels[:50]})
         return labels.index(requested)
     raise InvalidTarget("target must be a class index, a label or null")
+
+
+class BudgetExhausted(Exception):
+    """The request's evaluation or time budget ran out (`Context.check_budget`)."""
+
+    def __init__(self, which: str) -> None:
+        super().__init__(which)
+        self.which = which
 
 
 class Explainer(Generic[P]):
@@ -196,7 +237,12 @@ class Explainer(Generic[P]):
             inputs = model.prepare(raw)
             ctx = Context(model, inputs, target, params, top_k, progress)
             t1 = time.perf_counter()
-            result = self._attribute(ctx, params)
+            try:
+                result = self._attribute(ctx, params)
+            except BudgetExhausted as exc:  # before the method had an estimate to return
+                raise InvalidParams(f"the {exc.which} budget ran out before {self.name} had a first estimate; "
+                                    "raise max_evaluations or time_budget_s", code="budget_too_small",
+                                    details={"model_evaluations": ctx.evaluations}) from None
             ctx.target()
             t2 = time.perf_counter()
         values = result.values
@@ -212,9 +258,12 @@ class Explainer(Generic[P]):
             details["model_evaluations"] = ctx.evaluations
         if ctx.autocast:
             details["precision"] = "bfloat16"
+        if ctx.stopped is not None:
+            details["stopped"] = ctx.stopped
         return Explanation(
             method=self.name, model_id=model.id, modality=model.modality, attribution=attribution,
-            target=ctx.target_prediction, predictions=ctx.predictions, signed=self.signed, details=details,
+            target=ctx.target_prediction, predictions=ctx.predictions,
+            signed=self.signed if result.signed is None else result.signed, details=details,
             timing_ms={"prepare": (t1 - t0) * 1e3, "attribute": (t2 - t1) * 1e3},
             image=inputs.image, tokens=inputs.tokens or None, unknown_tokens=inputs.unknown_tokens or None,
             feature_names=model.feature_names if model.modality is Modality.TABULAR else None,

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from pydantic import Field
 
-from explainers.base import Context
+from explainers.base import BudgetExhausted, Context
 from explainers.params import BlackBoxParams
 from explainers.types import Modality
 
@@ -39,17 +39,34 @@ class Masker:
         """Per-feature values [M] -> the attribution's own shape (pixels for images)."""
         return values
 
+    warning: str | None = None  # why the features are fewer than asked (a segmentation that found few)
+
     def value(self, ctx: Context, masks: np.ndarray, batch_size: int, *, done: float = 0.0,
-              share: float = 1.0) -> np.ndarray:
-        """The explained class's probability for each mask [N] (averaged over background rows)."""
+              share: float = 1.0, partial: bool = False, kind: str | None = None) -> np.ndarray:
+        """The explained class's score for each mask [N] (averaged over background rows).
+
+        partial: when the request's budget runs out, return the scores of the masks evaluated so far
+        (a prefix, possibly empty: the caller decides) and set `ctx.stopped`. `kind`: see `Context.predict`.
+        """
         n = len(masks)
         per_call = max(1, batch_size // self.rows_per_mask)
         out = np.empty(n, dtype=np.float64)
         for start in range(0, n, per_call):
-            chunk = masks[start:start + per_call]
-            probs = ctx.target_probabilities(self.compose(chunk), batch_size,
-                                              done=done + share * start / n, share=share * len(chunk) / n)
-            out[start:start + len(chunk)] = probs.view(len(chunk), self.rows_per_mask).mean(1).double().cpu().numpy()
+            chunk = masks[start:start + (ctx.room(per_call, self.rows_per_mask) if partial else per_call)]
+            try:
+                if not len(chunk):
+                    raise BudgetExhausted("evaluations")
+                scores = ctx.target_probabilities(self.compose(chunk), batch_size, kind=kind,
+                                                  done=done + share * start / n, share=share * len(chunk) / n)
+            except BudgetExhausted:
+                if not partial:
+                    raise
+                ctx.stopped = "budget"
+                return out[:start]
+            out[start:start + len(chunk)] = scores.view(len(chunk), self.rows_per_mask).mean(1).double().cpu().numpy()
+            if len(chunk) < min(per_call, n - start):  # the budget's last room: stop after this chunk
+                ctx.stopped = "budget"
+                return out[:start + len(chunk)]
         return out
 
 
@@ -69,8 +86,8 @@ def segment(rgb: np.ndarray, method: Segmentation, n_segments: int, seed: int = 
     from skimage import segmentation as seg
 
     height, width = rgb.shape[:2]
-    if method == "slic":
-        labels = seg.slic(rgb, n_segments=n_segments, compactness=10, start_label=0)
+    if method == "slic":  # compactness 20 and small regions kept: the count follows n_segments at any image size
+        labels = seg.slic(rgb, n_segments=n_segments, compactness=20, start_label=0, min_size_factor=0.2)
     elif method == "quickshift":
         labels = seg.quickshift(rgb, kernel_size=4, max_dist=200, ratio=0.2, rng=seed)
     elif method == "felzenszwalb":
@@ -149,7 +166,8 @@ class TabularFeatures(Masker):
         background = ctx.model.background
         assert background is not None
         rng = np.random.default_rng(seed)
-        if len(background) > n_background:
+        self.whole = len(background) <= n_background
+        if not self.whole:
             background = background[np.sort(rng.choice(len(background), n_background, replace=False))]
         self.background = torch.from_numpy(background).to(ctx.x.device)
         self.x = ctx.x
@@ -170,15 +188,42 @@ class FeatureMaskParams(BlackBoxParams):
     n_segments: int = Field(50, ge=2, le=2000, description="image: about how many superpixels")
     fill: ImageFill = Field("mean", description="image: what a hidden superpixel shows (mean: its own mean colour)")
     mask_token: TokenFill = Field("pad", description="text: the token that replaces a hidden token")
-    n_background: int = Field(50, ge=1, le=1000, description="tabular: background rows a hidden feature is drawn from")
+    n_background: int | None = Field(
+        None, ge=1, le=1000, description="tabular: background rows a hidden feature is drawn from (a seeded "
+        "subsample); null: the whole background sample, up to 1000 rows")
 
 
 def feature_masker(ctx: Context, p: FeatureMaskParams) -> Masker:
     """The masker for the request's modality."""
     modality = ctx.model.modality
     if modality is Modality.IMAGE:
-        labels = segment(model_sized_rgb(ctx), p.segmentation, p.n_segments, p.seed)
-        return ImageSegments(ctx, labels, p.fill)
+        rgb = model_sized_rgb(ctx)
+        labels = segment(rgb, p.segmentation, p.n_segments, p.seed)
+        found = int(labels.max()) + 1
+        warning = None
+        if found < min(FEW_FEATURES, p.n_segments):  # a segmentation that found (almost) nothing: a grid instead
+            warning = f"{p.segmentation} found {found} superpixel(s) for {p.n_segments} asked: a grid was used"
+            labels = segment(rgb, "grid", p.n_segments, p.seed)
+        masker = ImageSegments(ctx, labels, p.fill)
+        masker.warning = warning
+        return masker
     if modality is Modality.TEXT:
         return Tokens(ctx, p.mask_token)
-    return TabularFeatures(ctx, p.n_background, p.seed)
+    return TabularFeatures(ctx, p.n_background or MAX_BACKGROUND, p.seed)
+
+
+FEW_FEATURES = 8  # below this many features, an explanation says it explained few
+MAX_BACKGROUND = 1000
+
+
+def feature_details(masker: Masker) -> dict[str, object]:
+    """What every masking method reports of its features: how many, and a warning where they are few."""
+    out: dict[str, object] = {"n_features": masker.n_features}
+    if masker.warning:
+        out["warning"] = masker.warning
+    elif masker.n_features < FEW_FEATURES:
+        out["warning"] = f"only {masker.n_features} feature(s) were explained"
+    if isinstance(masker, TabularFeatures):
+        out["background_rows"] = masker.rows_per_mask
+        out["background"] = "all" if masker.whole else "a seeded subsample"
+    return out

@@ -38,6 +38,11 @@ class Params(BaseModel):
         """Whether the method's model calls run under bfloat16 autocast."""
         return False
 
+    @property
+    def budget(self) -> tuple[int | None, float | None]:
+        """(most model evaluations, most seconds) of the method's sampling, None: unbounded."""
+        return None, None
+
 
 P = TypeVar("P", bound=Params)
 
@@ -74,11 +79,26 @@ class PrecisionParams(Params):
         return self.precision == "bfloat16"
 
 
-class BlackBoxParams(SeededParams, BatchParams, PrecisionParams):
-    """Perturbation methods see only the model's probabilities."""
+class BudgetParams(Params):
+    """A sampling method that can stop early with its estimate so far (`details.stopped: budget`)."""
 
-    score: Literal["probabilities"] = Field(  # type: ignore[assignment]
-        "probabilities", description="black-box methods explain the target's probability")
+    max_evaluations: int | None = Field(
+        None, ge=1, le=100_000_000, description="most model evaluations; when spent, the estimate so far is returned "
+        "with details.stopped = 'budget' (null: the method's own count)")
+    time_budget_s: float | None = Field(
+        None, gt=0, le=86_400, description="most seconds of model evaluations; then as for max_evaluations")
+
+    @property
+    def budget(self) -> tuple[int | None, float | None]:
+        return self.max_evaluations, self.time_budget_s
+
+
+class BlackBoxParams(SeededParams, BatchParams, PrecisionParams, BudgetParams):
+    """Perturbation methods see only the model's outputs: its probabilities, or its logits on request."""
+
+    score: Literal["probabilities", "logits"] = Field(  # type: ignore[assignment]
+        "probabilities", description="explain the target's probability (default) or its logit (models that "
+        "return logits; a model that returns probabilities is explained in probabilities)")
 
 
 def parse_params(model: type[P], raw: dict[str, Any] | None) -> P:

@@ -32,11 +32,24 @@ def distinct(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return masks[first], inverse.ravel(), counts
 
 
-def masked_values(ctx: Context, masker: Masker, masks: np.ndarray, batch_size: int) -> tuple[np.ndarray, int]:
-    """The target probability for each mask [N] (one model evaluation per distinct mask) and the
-    number of distinct masks evaluated. Progress goes 0 -> 1."""
+def masked_values(ctx: Context, masker: Masker, masks: np.ndarray, batch_size: int, *, partial: bool = False,
+                  done: float = 0.0, share: float = 1.0) -> tuple[np.ndarray, int]:
+    """The target's score for each mask [N] (one model evaluation per distinct mask) and the number of
+    distinct masks evaluated. Progress goes 0 -> 1.
+
+    partial: where the budget runs out, the scores of the longest prefix of masks that was evaluated
+    (distinct masks go in the order of their first use).
+    """
     unique, inverse, _ = distinct(masks)
-    return masker.value(ctx, unique, batch_size)[inverse], len(unique)
+    first = np.full(len(unique), len(masks), dtype=np.int64)
+    np.minimum.at(first, inverse, np.arange(len(masks)))
+    order = np.argsort(first, kind="stable")
+    got = masker.value(ctx, unique[order], batch_size, partial=partial, done=done, share=share)
+    known = np.full(len(unique), np.nan)
+    known[order[:len(got)]] = got
+    values = known[inverse]
+    done = int(np.argmax(np.isnan(values))) if np.isnan(values).any() else len(values)
+    return values[:done], len(got)
 
 
 def exponential_kernel(distances: np.ndarray, width: float) -> np.ndarray:

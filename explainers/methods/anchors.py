@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from explainers.base import Attribution, Context
+from explainers.base import Attribution, BudgetExhausted, Context
 from explainers.discretize import Discretizer
 from explainers.masking import FeatureMaskParams, Masker, TabularFeatures, feature_masker
 from explainers.methods._anchor_search import Anchor, AnchorResult, AnchorSearch, Sampled, SearchConfig
@@ -27,12 +27,17 @@ class AnchorsParams(FeatureMaskParams):
     max_anchor_size: int | None = Field(None, ge=1, le=10_000,
                                         description="most predicates in an anchor (null: no limit)")
     samples_per_round: int = Field(50, ge=1, le=10_000, description="perturbations per anchor per sampling round")
-    max_evaluations: int = Field(50_000, ge=100, le=1_000_000,
+    max_evaluations: int = Field(50_000, ge=100, le=1_000_000,  # type: ignore[assignment]
                                  description="model evaluations budget; the best anchor found is returned when spent")
     coverage_samples: int = Field(10_000, ge=100, le=1_000_000,
-                                  description="unconditioned perturbations that estimate coverage (no model calls)")
+                                  description="no longer used: coverage is computed exactly (the share of background "
+                                              "rows an anchor holds for; 2^-k for k kept tokens or superpixels)")
     n_background: int = Field(1000, ge=1, le=1000,
                               description="tabular: background rows (a seeded subsample) perturbations start from")
+    @property
+    def budget(self) -> tuple[int | None, float | None]:
+        return None, self.time_budget_s  # the search keeps to max_evaluations itself (the target's forward aside)
+
     tabular_sampling: Literal["conditional", "replace"] = Field(
         "conditional", description="tabular: draw background rows satisfying the anchor (conditional), or any "
                                    "row with its anchored values moved into x's bins (replace)")
@@ -41,9 +46,12 @@ class AnchorsParams(FeatureMaskParams):
 class MaskSpace:
     """Text tokens or image superpixels: each is kept with probability 1/2, anchored ones always."""
 
-    def __init__(self, masker: Masker, names: list[str], n_cov: int, rng: np.random.Generator) -> None:
+    def __init__(self, masker: Masker, names: list[str], rng: np.random.Generator) -> None:
         self.masker, self.names, self.rng = masker, names, rng
-        self.covered = rng.random((n_cov, masker.n_features)) >= 0.5
+
+    def coverage(self, anchor: Anchor) -> float:
+        """Exact: a perturbation keeps each of the anchor's k features with probability 1/2."""
+        return 0.5 ** len(set(anchor))
 
     def draw(self, anchor: Anchor, n: int) -> np.ndarray:
         return self.sample(anchor, n)[0]
@@ -85,7 +93,6 @@ class TabularSpace:
         self.own = empty | (self.x_bins >= self.disc.count.shape[1])  # x's bin holds no background value
         self.x = x
         self.names = self.disc.conditions(x)
-        self.covered = self.in_bin[rng.integers(0, len(self.rows), size=p.coverage_samples)]
 
     def draw(self, anchor: Anchor, n: int) -> np.ndarray:
         return self.sample(anchor, n)[0]
@@ -108,6 +115,10 @@ class TabularSpace:
     def native(self, draws: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(draws.astype(np.float32)).to(self.device)
 
+    def coverage(self, anchor: Anchor) -> float:
+        """Exact on the background sample: the share of its rows in x's bin of every anchored feature."""
+        return float(self.in_bin[:, list(anchor)].all(1).mean())
+
 
 Space = MaskSpace | TabularSpace
 
@@ -121,7 +132,7 @@ def make_space(ctx: Context, p: AnchorsParams, rng: np.random.Generator) -> Spac
         names = [f"token '{t}' present (position {i})" for i, t in enumerate(ctx.inputs.tokens)]
     else:
         names = list(masker.names)
-    return MaskSpace(masker, names, p.coverage_samples, rng)
+    return MaskSpace(masker, names, rng)
 
 
 def keeps_class(ctx: Context, space: Space, draws: np.ndarray, batch_size: int, budget: int) -> np.ndarray:
@@ -160,16 +171,20 @@ class Anchors(PerturbationExplainer[AnchorsParams]):
 
         def sample(anchors: Sequence[Anchor], counts: Sequence[int]) -> list[Sampled]:
             draws, satisfied = zip(*(space.sample(a, n) for a, n in zip(anchors, counts)))
-            hits = keeps_class(ctx, space, np.concatenate(draws), ctx.batch_size, p.max_evaluations)
+            try:
+                hits = keeps_class(ctx, space, np.concatenate(draws), ctx.batch_size, p.max_evaluations)
+            except BudgetExhausted:  # the time budget: the search stops with what it has
+                search.exhausted = True
+                return [(np.zeros(0, dtype=bool), None if s is None else s[:0]) for s in satisfied]
             return list(zip(np.split(hits, np.cumsum(counts)[:-1]), satisfied))
-
-        def coverage(anchor: Anchor) -> float:
-            return float(space.covered[:, list(anchor)].all(1).mean())
 
         config = SearchConfig(threshold=p.threshold, delta=p.delta, epsilon=p.epsilon, beam_size=p.beam_size,
                               max_size=p.max_anchor_size, samples_per_round=p.samples_per_round,
                               budget=p.max_evaluations)
-        result = AnchorSearch(len(space.names), sample, coverage, config).run()
+        search = AnchorSearch(len(space.names), sample, space.coverage, config)
+        result = search.run()
+        if result.budget_exhausted:
+            ctx.stopped = "budget"
         ctx.progress(1.0)
         values = np.zeros(len(space.names), dtype=np.float32)
         for i, pred in enumerate(result.anchor):

@@ -7,10 +7,10 @@ from math import comb
 import numpy as np
 from pydantic import Field
 
-from explainers.base import Attribution, Context
-from explainers.masking import FeatureMaskParams, feature_masker
+from explainers.base import Attribution, BudgetExhausted, Context
+from explainers.masking import FeatureMaskParams, feature_details, feature_masker
 from explainers.methods._perturbation import ALL_MODALITIES, PerturbationExplainer
-from explainers.methods._surrogate import constrained_least_squares, distinct, draw_coalitions
+from explainers.methods._surrogate import constrained_least_squares, distinct, draw_coalitions, masked_values
 from explainers.registry import register
 
 
@@ -36,13 +36,35 @@ def all_coalitions(m: int) -> tuple[np.ndarray, np.ndarray]:
     return masks, per_size[masks.sum(axis=1)]
 
 
-def sampled_coalitions(rng: np.random.Generator, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """`n` coalitions, sizes drawn from the Shapley kernel's size distribution and members uniformly,
-    each with its complement; distinct ones with their counts as weights."""
+def paired_coalitions(rng: np.random.Generator, n: int, m: int) -> np.ndarray:
+    """`n // 2` coalitions, sizes drawn from the Shapley kernel's size distribution and members uniformly,
+    each followed by its complement: [2 * (n // 2), m], pair k in rows 2k and 2k + 1."""
     probs = size_weights(m)
     half = draw_coalitions(rng, max(1, n // 2), probs / probs.sum())
-    unique, _, counts = distinct(np.vstack([half, ~half]))
-    return unique, counts.astype(np.float64)
+    return np.stack([half, ~half], axis=1).reshape(-1, m)
+
+
+GROUPS = 16  # batch means: the standard errors come from the spread of fits on 16 disjoint groups of pairs
+
+
+def fit(masks: np.ndarray, values: np.ndarray, base: float, score: float) -> np.ndarray:
+    """The efficiency-constrained fit on sampled coalitions (each weighted by how often it was drawn)."""
+    unique, inverse, counts = distinct(masks)
+    y = np.zeros(len(unique))
+    y[inverse] = values
+    return constrained_least_squares(unique, y - base, counts.astype(np.float64), score - base)
+
+
+def standard_errors(masks: np.ndarray, values: np.ndarray, base: float, score: float) -> np.ndarray:
+    """Per feature, the standard error of the fit (Covert & Lee 2021's paired sampling, estimated by batch
+    means: groups of pairs are fitted apart, and the spread of their fits shrinks as 1 / sqrt(groups))."""
+    pairs = len(masks) // 2
+    groups = min(GROUPS, pairs // 4)
+    if groups < 2:
+        return np.full(masks.shape[1], np.nan)
+    edges = np.linspace(0, pairs, groups + 1).astype(int) * 2
+    fits = np.stack([fit(masks[a:b], values[a:b], base, score) for a, b in zip(edges[:-1], edges[1:])])
+    return fits.std(axis=0, ddof=1) / np.sqrt(groups)
 
 
 @register
@@ -61,15 +83,37 @@ class KernelShap(PerturbationExplainer[KernelShapParams]):
     def _attribute(self, ctx: Context, p: KernelShapParams) -> Attribution:
         masker = feature_masker(ctx, p)
         m = masker.n_features
-        exact = m <= p.max_exact_features or 2 ** m - 2 <= p.n_samples
+        budget = p.max_evaluations // masker.rows_per_mask if p.max_evaluations else None
+        exact = (m <= p.max_exact_features or 2 ** m - 2 <= p.n_samples) and (budget is None or 2 ** m <= budget)
+        ends = np.stack([np.zeros(m, dtype=bool), np.ones(m, dtype=bool)])
         if exact:
             masks, weights = all_coalitions(m)
         else:
-            masks, weights = sampled_coalitions(np.random.default_rng(p.seed), p.n_samples, m)
-        ends = np.stack([np.zeros(m, dtype=bool), np.ones(m, dtype=bool)])
-        y = masker.value(ctx, np.vstack([ends, masks]), ctx.batch_size)
-        base, score = float(y[0]), float(y[1])
-        values = constrained_least_squares(masks, y[2:] - base, weights, score - base)
-        details = {"base_value": base, "score": score, "exact": exact, "n_evaluations": len(y),
-                   "efficiency_gap": score - base - float(values.sum())}
+            masks = paired_coalitions(np.random.default_rng(p.seed), p.n_samples, m)
+        first = 2 / (2 + len(masks))  # about the share of progress of the two ends
+        y_ends = masker.value(ctx, ends, ctx.batch_size, share=first)
+        base, score = float(y_ends[0]), float(y_ends[1])
+        if exact:
+            y = masker.value(ctx, masks, ctx.batch_size, done=first, share=1 - first)
+            values = constrained_least_squares(masks, y - base, weights, score - base)
+            errors = np.zeros(m)
+            evaluated = 2 + len(masks)
+        else:  # distinct coalitions are evaluated once, in draw order: a budget keeps a prefix of whole pairs
+            drawn, distinct_evaluated = masked_values(ctx, masker, masks, ctx.batch_size, partial=True, done=first,
+                                                      share=1 - first)
+            evaluated = 2 + distinct_evaluated
+            pairs = len(drawn) // 2
+            if pairs == 0:
+                raise BudgetExhausted("evaluations")
+            masks, drawn = masks[:2 * pairs], drawn[:2 * pairs]
+            values = fit(masks, drawn, base, score)
+            errors = standard_errors(masks, drawn, base, score)
+        ctx.error = float(np.nanmax(errors)) if np.isfinite(errors).any() else None
+        details = {"base_value": base, "score": score, "exact": exact, "n_evaluations": evaluated,
+                   "efficiency_gap": score - base - float(values.sum()),
+                   "standard_errors": [None if not np.isfinite(e) else float(e) for e in errors],
+                   **feature_details(masker)}
+        if not exact:
+            details["n_pairs"] = len(masks) // 2
         return Attribution(masker.to_map(values), details)
+

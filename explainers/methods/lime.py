@@ -6,9 +6,9 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from explainers.base import Attribution, Context
+from explainers.base import Attribution, BudgetExhausted, Context
 from explainers.discretize import Discretizer
-from explainers.masking import FeatureMaskParams, feature_masker
+from explainers.masking import FeatureMaskParams, feature_details, feature_masker
 from explainers.methods._perturbation import ALL_MODALITIES, PerturbationExplainer
 from explainers.methods._surrogate import (
     cosine_distance_to_all_ones,
@@ -72,10 +72,17 @@ class Lime(PerturbationExplainer[LimeParams]):
             return self._tabular(ctx, p, rng)
         masker = feature_masker(ctx, p)
         data = lime_samples(rng, p.n_samples, masker.n_features)
-        y, evaluated = masked_values(ctx, masker, data, ctx.batch_size)
+        y, evaluated = masked_values(ctx, masker, data, ctx.batch_size, partial=True)
+        data = data[:len(y)]  # a budget keeps the samples drawn first
+        if len(y) < 2:
+            raise BudgetExhausted("evaluations")
         width = p.kernel_width or MASK_KERNEL_WIDTH
-        coef, intercept, score = lime_fit(data, y, cosine_distance_to_all_ones(data), width, p.ridge_alpha)
-        return Attribution(masker.to_map(coef), self._details(intercept, score, coef, p, width, evaluated))
+        distances = cosine_distance_to_all_ones(data)
+        coef, intercept, score = lime_fit(data, y, distances, width, p.ridge_alpha)
+        details = self._details(intercept, score, coef, p, width, evaluated, len(y))
+        details.update(feature_details(masker))
+        details["stability"] = stability(data, y, distances, width, p.ridge_alpha, coef, rng)
+        return Attribution(masker.to_map(coef), details)
 
     def _tabular(self, ctx: Context, p: LimeParams, rng: np.random.Generator) -> Attribution:
         tabular = ctx.model.manifest.tabular
@@ -88,16 +95,60 @@ class Lime(PerturbationExplainer[LimeParams]):
         rows[0], bins[0] = x, x_bins
         data = bins == x_bins
         batch = torch.from_numpy(rows.astype(np.float32)).to(ctx.x.device)
-        y = ctx.target_probabilities(batch, ctx.batch_size).double().cpu().numpy()
+        y = partial_scores(ctx, batch)
+        data = data[:len(y)]
         width = p.kernel_width or TABULAR_KERNEL_SCALE * float(np.sqrt(disc.n_features))
         distances = np.sqrt((~data).sum(axis=1))
         coef, intercept, score = lime_fit(data.astype(np.float64), y, distances, width, p.ridge_alpha)
-        details = self._details(intercept, score, coef, p, width, p.n_samples)
+        details = self._details(intercept, score, coef, p, width, len(y), len(y))
         details["conditions"] = disc.conditions(x)
+        details["stability"] = stability(data.astype(np.float64), y, distances, width, p.ridge_alpha, coef, rng)
         return Attribution(coef.astype(np.float32), details)
 
     @staticmethod
     def _details(intercept: float, score: float, coef: np.ndarray, p: LimeParams, width: float,
-                 evaluated: int) -> dict[str, object]:
+                 evaluated: int, used: int) -> dict[str, object]:
         return {"intercept": intercept, "score": score, "local_prediction": intercept + float(coef.sum()),
-                "n_samples": p.n_samples, "kernel_width": width, "n_evaluations": evaluated}
+                "n_samples": used, "kernel_width": width, "n_evaluations": evaluated}
+
+
+BOOTSTRAP = 20
+
+
+def stability(data: np.ndarray, y: np.ndarray, distances: np.ndarray, width: float, alpha: float,
+              coef: np.ndarray, rng: np.random.Generator) -> dict[str, object]:
+    """How much the fit depends on the draw: 20 bootstrap refits of the same samples (no new model calls).
+
+    The coefficients' standard errors, and the mean rank correlation of the refits with the fit.
+    """
+    from explainers.evaluation.agreement import spearman, top_overlap
+
+    fits = []
+    for _ in range(BOOTSTRAP):
+        pick = rng.integers(0, len(y), size=len(y))
+        fits.append(lime_fit(data[pick], y[pick], distances[pick], width, alpha)[0])
+    stack = np.stack(fits)
+    return {"coefficient_standard_errors": stack.std(axis=0, ddof=1).tolist(),
+            "rank_correlation": float(np.mean([spearman(f, coef) for f in fits])),
+            "top_overlap": float(np.mean([top_overlap(f, coef, 20) for f in fits])), "bootstrap_fits": BOOTSTRAP}
+
+
+def partial_scores(ctx: Context, batch: torch.Tensor) -> np.ndarray:
+    """The target's scores of the rows, in batches, as far as the budget goes (at least two)."""
+    out = []
+    for start in range(0, len(batch), ctx.batch_size):
+        size = ctx.room(min(ctx.batch_size, len(batch) - start))
+        try:
+            if not size:
+                raise BudgetExhausted("evaluations")
+            out.append(ctx.target_probabilities(batch[start:start + size], ctx.batch_size,
+                                                done=start / len(batch), share=size / len(batch)))
+        except BudgetExhausted:
+            if sum(len(o) for o in out) < 2:
+                raise
+            ctx.stopped = "budget"
+            break
+        if size < min(ctx.batch_size, len(batch) - start):
+            ctx.stopped = "budget"
+            break
+    return torch.cat(out).double().cpu().numpy()

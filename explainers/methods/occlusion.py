@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from explainers.base import Attribution, Context
+from explainers.base import Attribution, BudgetExhausted, Context
 from explainers.masking import FILL_HELP, PixelFill, TabularFeatures, compose_pixels, pixel_fill
 from explainers.methods._perturbation import ALL_MODALITIES, PerturbationExplainer
 from explainers.params import BlackBoxParams
@@ -63,14 +63,28 @@ class Occlusion(PerturbationExplainer[OcclusionParams]):
 
     @staticmethod
     def _drops(ctx: Context, n: int, make: Callable[[int, int], torch.Tensor], batch_size: int) -> torch.Tensor:
-        """p(x) - p(perturbation k) for k < n; `make(a, b)` builds perturbations a..b-1 on demand."""
+        """p(x) - p(perturbation k) for k < n; `make(a, b)` builds perturbations a..b-1 on demand.
+
+        Where the budget runs out, the windows not evaluated are NaN (the map averages the others).
+        """
         assert ctx.inputs.native is not None
         p0 = ctx.target_probabilities(ctx.inputs.native, 1, done=0.0, share=1 / (n + 1))
-        out = torch.empty(n, device=p0.device)
+        out = torch.full((n,), float("nan"), device=p0.device)
         for a in range(0, n, batch_size):
-            b = min(n, a + batch_size)
-            out[a:b] = p0 - ctx.target_probabilities(make(a, b), batch_size, done=(a + 1) / (n + 1),
-                                                      share=(b - a) / (n + 1))
+            b = a + ctx.room(min(batch_size, n - a))
+            try:
+                if b == a:
+                    raise BudgetExhausted("evaluations")
+                out[a:b] = p0 - ctx.target_probabilities(make(a, b), batch_size, done=(a + 1) / (n + 1),
+                                                          share=(b - a) / (n + 1))
+            except BudgetExhausted:
+                if a == 0:
+                    raise
+                ctx.stopped = "budget"
+                break
+            if b < min(n, a + batch_size):
+                ctx.stopped = "budget"
+                break
         return out
 
     def _image(self, ctx: Context, p: OcclusionParams) -> Attribution:
@@ -88,10 +102,12 @@ class Occlusion(PerturbationExplainer[OcclusionParams]):
             return compose_pixels(x, fill, (1 - hidden)[:, None])
 
         drops = self._drops(ctx, len(rows) * n_cols, make, ctx.batch_size).view(len(rows), n_cols)
-        total = rows.T @ drops @ cols  # each pixel: the sum over the windows covering it
-        counts = rows.sum(0)[:, None] * cols.sum(0)[None, :]
-        return Attribution(total / counts, {"window": [wh, ww], "stride": [min(p.stride, wh), min(p.stride, ww)],
-                                            "baseline": p.baseline, "n_windows": drops.numel()})
+        seen = (~drops.isnan()).float()
+        total = rows.T @ drops.nan_to_num() @ cols  # each pixel: the sum over the (evaluated) windows covering it
+        counts = rows.T @ seen @ cols
+        return Attribution(total / counts.clamp(min=1), {
+            "window": [wh, ww], "stride": [min(p.stride, wh), min(p.stride, ww)], "baseline": p.baseline,
+            "n_windows": drops.numel(), "windows_evaluated": int(seen.sum())})
 
     def _text(self, ctx: Context, p: OcclusionParams) -> Attribution:
         ids = ctx.inputs.native
@@ -110,8 +126,8 @@ class Occlusion(PerturbationExplainer[OcclusionParams]):
             return ids.expand(b - a, -1)[~cover[a:b]].view(b - a, length - window)
 
         drops = self._drops(ctx, len(cover), make, ctx.batch_size)
-        weights = cover.float()
-        values = (drops @ weights) / weights.sum(0)
+        weights = cover.float() * (~drops.isnan()).float()[:, None]
+        values = (drops.nan_to_num() @ weights) / weights.sum(0).clamp(min=1)
         return Attribution(values, {"occlusion": "tokens deleted", "window": window, "stride": stride})
 
     def _tabular(self, ctx: Context, p: OcclusionParams) -> Attribution:
@@ -119,6 +135,8 @@ class Occlusion(PerturbationExplainer[OcclusionParams]):
         n = masker.n_features
         share = 1 / (n * masker.rows_per_mask + 1)
         p0 = float(ctx.target_probabilities(ctx.x, 1, done=0.0, share=share)[0])
-        replaced = masker.value(ctx, ~np.eye(n, dtype=bool), ctx.batch_size, done=share, share=1 - share)
+        replaced = masker.value(ctx, ~np.eye(n, dtype=bool), ctx.batch_size, done=share, share=1 - share,
+                                partial=True)
+        replaced = np.concatenate([replaced, np.full(n - len(replaced), p0)])  # features not reached: no drop
         return Attribution(p0 - replaced, {"occlusion": "one feature replaced by background values",
                                            "n_background": masker.rows_per_mask})

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from explainers.base import Attribution, Context
+from explainers.base import Attribution, BudgetExhausted, Context
 from explainers.hooks import capture_output, last_output
 from explainers.methods._cam import LAYER_HELP
 from explainers.methods._perturbation import PerturbationExplainer
@@ -57,11 +57,27 @@ class ScoreCam(PerturbationExplainer[ScoreCamParams]):
         size = (x.shape[-2], x.shape[-1])
         n = acts.shape[0]
         scores = torch.empty(n, device=acts.device)
+        used = 0
         for a in range(0, n, ctx.batch_size):
-            b = min(n, a + ctx.batch_size)
+            b = a + ctx.room(min(ctx.batch_size, n - a))
+            if b == a:
+                if a == 0:
+                    raise BudgetExhausted("evaluations")
+                ctx.stopped = "budget"
+                break
             masked = x * unit_masks(acts[a:b], size)
-            scores[a:b] = ctx.target_probabilities(masked, ctx.batch_size, done=a / n, share=(b - a) / n)
-        weights = scores.softmax(0)
-        low = torch.relu(torch.tensordot(weights, acts, dims=1))  # the base resizes it to the image
-        return Attribution(low, {"layer": name, "cam_shape": list(low.shape), "channels": n,
+            try:
+                scores[a:b] = ctx.target_probabilities(masked, ctx.batch_size, done=a / n, share=(b - a) / n)
+            except BudgetExhausted:
+                if a == 0:
+                    raise
+                ctx.stopped = "budget"  # the channels scored so far weigh the map
+                break
+            used = b
+            if b < min(n, a + ctx.batch_size):
+                ctx.stopped = "budget"
+                break
+        weights = scores[:used].softmax(0)
+        low = torch.relu(torch.tensordot(weights, acts[:used], dims=1))  # the base resizes it to the image
+        return Attribution(low, {"layer": name, "cam_shape": list(low.shape), "channels": used,
                                 "channel_weights_max": float(weights.max())})

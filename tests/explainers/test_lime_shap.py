@@ -245,8 +245,9 @@ def test_kernel_shap_exact_equals_brute_force_shapley(tiny_registry: ModelRegist
 
 
 def test_kernel_shap_sampler_pairs_and_follows_the_size_distribution() -> None:
-    masks, counts = kernel_shap.sampled_coalitions(np.random.default_rng(0), 20000, 9)
-    assert counts.sum() == 20000 and len(masks) == len(np.unique(masks, axis=0))
+    drawn = kernel_shap.paired_coalitions(np.random.default_rng(0), 20000, 9)
+    assert len(drawn) == 20000 and (drawn[0::2] == ~drawn[1::2]).all()  # each followed by its complement
+    masks, counts = np.unique(drawn, axis=0, return_counts=True)
     index = {row.tobytes(): c for row, c in zip(masks, counts)}
     assert all(index[(~row).tobytes()] == c for row, c in zip(masks, counts))  # each with its complement
     sizes = np.bincount(masks.sum(1), weights=counts, minlength=10) / counts.sum()

@@ -79,12 +79,15 @@ GRADIENT_CASES = [(n, m) for n, m in CASES  # methods that can explain both the 
 
 
 @pytest.mark.parametrize("name,modality", GRADIENT_CASES, ids=[f"{n}-{m.value}" for n, m in GRADIENT_CASES])
-def test_probabilities_can_be_explained(tiny_registry, name, modality):
+def test_probabilities_and_logits_can_be_explained(tiny_registry, name, modality):
     model = tiny_registry.get(TINY[modality])
     raw = raw_for(model, seed=5)
     probs = explain(name, model, raw, score="probabilities")
-    logits = explain(name, model, raw)
-    assert probs.details["explained"] == "probabilities"
+    logits = explain(name, model, raw, score="logits")
+    assert probs.details["explained"] == "probabilities" and logits.details["explained"] == "logits"
+    if name == "anchors":  # the class decision is the same on either score: the same anchor
+        assert probs.details["anchor"] == logits.details["anchor"]
+        return
     assert not np.allclose(probs.attribution, logits.attribution)
 
 
