@@ -66,6 +66,20 @@ def _method_params(methods: list[dict[str, Any]], schemas: dict[str, Any]) -> li
     return refs
 
 
+def _query_params(spec: dict[str, Any]) -> None:
+    """A query parameter is given or not: it has no null value (FastAPI writes `X | None` as anyOf with null)."""
+    for path in spec["paths"].values():
+        for op in path.values():
+            for param in op.get("parameters", []):
+                schema = param.get("schema", {})
+                variants = [v for v in schema.get("anyOf", []) if v.get("type") != "null"]
+                if param.get("in") == "query" and "anyOf" in schema and len(variants) == 1:
+                    schema.pop("anyOf")
+                    schema.update(variants[0])
+                    if schema.get("default", 0) is None:
+                        schema.pop("default")
+
+
 def _responses(spec: dict[str, Any]) -> None:
     error_ref = REF.format(model="ErrorBody")
     for path in spec["paths"].values():
@@ -111,6 +125,7 @@ def build_openapi(app: FastAPI, methods: list[dict[str, Any]]) -> dict[str, Any]
                                    "x-enum-varnames": [enum_varname(n) for n in names]}
             parameter["description"] = "a registered method (see /methods)"
     _responses(spec)
+    _query_params(spec)
     _security(spec)
     return spec
 

@@ -65,7 +65,8 @@ def _one_of_schema(schema: dict[str, Any]) -> None:
             props[name]["anyOf"] = variants
         props[name].pop("default", None)
     props["text"]["pattern"] = r"\S"  # not blank
-    schema["oneOf"] = [{"required": [name], "title": name} for name in ("image", "text", "features")]
+    # With no other property allowed, one property at least and at most is "exactly one of image, text,
+    # features" (as a plain object, which generated clients read as one class; a oneOf would be a union).
     schema["minProperties"] = schema["maxProperties"] = 1
 
 
