@@ -180,7 +180,7 @@ class JobClient:
                 log.info("job %s canceled while queued", job_id)
             elif status == JobStatus.STARTED:
                 self.connection.set(keys.cancel_key(job_id), 1, ex=max(self.job_timeout, 60))
-                job.meta["canceled"] = True
+                job.meta.update({"canceled": True, "canceled_at": _iso(datetime.now(timezone.utc))})
                 job.save_meta()
                 log.info("job %s: the worker was asked to stop it", job_id)
         except redis.RedisError as exc:

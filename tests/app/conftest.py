@@ -112,12 +112,12 @@ ANY_TEXT = type("AnyText", (), {"__eq__": lambda self, other: isinstance(other, 
                                  "__repr__": lambda self: "<any text>"})()
 
 
-def beat_as_a_worker(client: TestClient, name: str, age: float = 0.0) -> None:
+def beat_as_a_worker(client: Any, name: str, age: float = 0.0) -> None:
     """Record a worker's heartbeat in the app's Redis exactly as `python -m workers` does (`jobqueue.heartbeat`),
-    `age` seconds old; the real worker's own beat is tested in tests/workers."""
+    `age` seconds old; the real worker's own beat is tested in tests/workers. `client`: a TestClient or an app."""
     from jobqueue import heartbeat
 
-    jobs = client.app.state.service.job_client()
+    jobs = getattr(client, "app", client).state.service.job_client()
     heartbeat.beat(jobs.connection, jobs.name, name, {"host": "test", "pid": 0, "device": "cpu", "models": {},
                                                       "state": "idle", "job": None})
     if age:
