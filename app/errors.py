@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import Match, Mount
 
 from explainers.errors import ServiceError
 
@@ -34,16 +34,21 @@ def error_response(status: int, code: str, message: str, details: Any = None,
                             status_code=status, headers=headers)
 
 
+STANDARD_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
 def allowed_methods(request: Request) -> list[str]:
     """Every method some route of this path takes (for a 405's Allow header)."""
     found: set[str] = set()
+    scope = {k: v for k, v in request.scope.items() if k not in ("route", "endpoint", "path_params")}
+    scope["root_path"] = request.scope.get("app_root_path", "")  # as the app's router saw it (not a mount's)
     for route in request.app.router.routes:
-        methods = getattr(route, "methods", None)
-        if not methods:
+        if isinstance(route, Mount):  # the static files: they take GET and HEAD
+            if route.matches(scope)[0] is not Match.NONE:
+                found.add("GET")
             continue
-        for method in methods:
-            match, _ = route.matches({**request.scope, "method": method})
-            if match is Match.FULL:
+        for method in STANDARD_METHODS:
+            if route.matches({**scope, "method": method})[0] is Match.FULL:
                 found.add(method)
     if "GET" in found:
         found.add("HEAD")
