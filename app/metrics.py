@@ -2,7 +2,7 @@
 jobs, workers, models and cache, read from Redis and the registry.
 
 Labels stay bounded: routes are templates (`/jobs/{job_id}`, `unmatched`), HTTP methods the standard
-ones (others count as `other`), methods and models the registered names.
+ones (others count as `OTHER`), methods and models the registered names.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class Metrics:
                                        "Sync explanations in the API process by method and model.", ("method", "model"))
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        verb = method if method in HTTP_METHODS else "other"
+        verb = method if method in HTTP_METHODS else "OTHER"
         with self._lock:
             self._requests[(route, verb, str(status))] += 1
             self._latency.observe((route,), seconds)
