@@ -49,6 +49,7 @@ COPY demos ./demos
 COPY explainers ./explainers
 COPY app ./app
 COPY workers ./workers
+COPY jobqueue ./jobqueue
 COPY scripts ./scripts
 COPY examples ./examples
 

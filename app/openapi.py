@@ -66,10 +66,30 @@ def _method_params(methods: list[dict[str, Any]], schemas: dict[str, Any]) -> li
     return refs
 
 
+def _query_params(spec: dict[str, Any]) -> None:
+    """A query parameter is given or not: it has no null value (FastAPI writes `X | None` as anyOf with null)."""
+    for path in spec["paths"].values():
+        for op in path.values():
+            for param in op.get("parameters", []):
+                schema = param.get("schema", {})
+                variants = [v for v in schema.get("anyOf", []) if v.get("type") != "null"]
+                if param.get("in") == "query" and "anyOf" in schema and len(variants) == 1:
+                    schema.pop("anyOf")
+                    schema.update(variants[0])
+                    if schema.get("default", 0) is None:
+                        schema.pop("default")
+
+
 def _responses(spec: dict[str, Any]) -> None:
+    error_ref = REF.format(model="ErrorBody")
     for path in spec["paths"].values():
         for op in path.values():
             responses = op.get("responses", {})
+            for code, response in responses.items():  # errors are JSON, whatever the route's own media type
+                content = response.get("content", {})
+                if code[:1] in "45" and "application/json" not in content and \
+                        any(v.get("schema", {}).get("$ref") == error_ref for v in content.values()):
+                    response["content"] = {"application/json": {"schema": {"$ref": error_ref}}}
             auto = responses.get("422", {}).get("content", {}).get("application/json", {}).get("schema", {})
             if auto.get("$ref", "").endswith("/HTTPValidationError"):
                 params = op.get("parameters", [])
@@ -105,4 +125,22 @@ def build_openapi(app: FastAPI, methods: list[dict[str, Any]]) -> dict[str, Any]
                                    "x-enum-varnames": [enum_varname(n) for n in names]}
             parameter["description"] = "a registered method (see /methods)"
     _responses(spec)
+    _query_params(spec)
+    _security(spec)
     return spec
+
+
+PUBLIC = ("/healthz", "/readyz")
+
+
+def _security(spec: dict[str, Any]) -> None:
+    """API keys are optional (the operator turns them on): each route but the probes takes one, or none."""
+    spec["components"]["securitySchemes"] = {
+        "bearerAuth": {"type": "http", "scheme": "bearer", "description": "an API key (keys on)"},
+        "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "an API key (keys on)"},
+    }
+    for path, ops in spec["paths"].items():
+        if path in PUBLIC:
+            continue
+        for op in ops.values():
+            op["security"] = [{}, {"bearerAuth": []}, {"apiKeyHeader": []}]

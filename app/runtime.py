@@ -1,22 +1,31 @@
-"""Wiring of the explanation service for the API process (imports torch)."""
+"""The API process's service: the explanation service (composed, not inherited), start-up loading, the
+job queue, the cache and readiness. The only module of `app` that imports torch (through `jobqueue.wiring`)."""
 
 from __future__ import annotations
 
-import base64
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
+import redis
+
 from app.embedded import EmbeddedRedis, WorkerSupervisor
-from app.jobs import JobClient, QueueUnavailable, connect
+from app.jobs import JobClient
+from app.keys import Caller
 from app.settings import Settings
-from explainers.base import resolve_target
+from app.submit import Submitted, Submitter, job_input
+from app.waiting import Waiter
 from explainers.errors import ServiceError
 from explainers.methods import get_method
-from explainers.models.registry import ModelRegistry
-from explainers.service import ExplanationService, Limits
+from explainers.serialize import OutputOptions
+from explainers.service import ExplanationService
+from jobqueue.cache import ExplanationCache
+from jobqueue.connection import QueueUnavailable, connect
+from jobqueue.reaper import Reaper
+from jobqueue.wiring import build_explanations
 
 log = logging.getLogger(__name__)
 
@@ -25,18 +34,21 @@ class NoSample(ServiceError):
     code, status = "no_sample", HTTPStatus.NOT_FOUND
 
 
-class ApiService(ExplanationService):
-    """The explanation service plus start-up loading, the job queue and readiness."""
+class ApiService:
+    """What the routes call: discovery, sync explanations, async submissions, jobs, readiness."""
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(*explanation_parts(settings))
         self.settings = settings
+        self.explanations: ExplanationService = build_explanations(settings)
+        self.registry = self.explanations.registry
         self._loaded = threading.Event()
-        self._failures: dict[str, str] = {}
         self.jobs: JobClient | None = None
+        self.cache: ExplanationCache | None = None
+        self.waiter: Waiter | None = None
+        self.submitter: Submitter | None = None
         self.embedded: EmbeddedRedis | None = None
         self.supervisor: WorkerSupervisor | None = None
-        self._stop = threading.Event()
+        self.reaper: Reaper | None = None
 
     # -- life cycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -44,6 +56,7 @@ class ApiService(ExplanationService):
         if mode == "startup":
             self._preload()
         elif mode == "background":
+            self.registry.mark_loading(self.registry.ids())  # listed as loading from the first request on
             threading.Thread(target=self._preload, name="model-preload", daemon=True).start()
         else:
             self._loaded.set()
@@ -59,49 +72,69 @@ class ApiService(ExplanationService):
                 self.supervisor = WorkerSupervisor(url, s.embedded_workers, env={
                     "XAI_MODEL_DIR": str(s.model_dir), "XAI_STATE_DIR": str(s.state_dir)})
                 self.supervisor.start()
-        self.jobs = JobClient(connect(url), s.queue_name, job_timeout=s.job_timeout, result_ttl=s.result_ttl,
+        connection = connect(url)
+        self.jobs = JobClient(connection, s.queue_name, job_timeout=s.job_timeout, result_ttl=s.result_ttl,
                               failure_ttl=s.failure_ttl, retries=s.job_retries)
-        threading.Thread(target=self._reap, name="reaper", daemon=True).start()
-
-    def _reap(self) -> None:
-        """Jobs of killed workers are retried or failed even when no other worker is left to notice."""
-        while not self._stop.wait(5.0):
-            try:
-                if self.jobs is not None:
-                    self.jobs.reap()
-            except Exception as exc:
-                log.debug("reaper: %s", exc)
+        self.cache = ExplanationCache(connection, s.queue_name, ttl=s.cache_ttl, max_bytes=s.cache_max_bytes,
+                                      max_item_bytes=s.cache_max_item_bytes)
+        self.submitter = Submitter(self.explanations, self.jobs, self.cache, cache_async=s.cache_async,
+                                   join_ttl=2 * s.job_timeout)
+        self.waiter = Waiter(url, s.max_waiting)
+        # Jobs of killed workers are retried or failed even when no other worker is left to notice.
+        self.reaper = Reaper([self.jobs.queue])
+        self.reaper.start()
 
     def stop(self) -> None:
-        self._stop.set()
+        if self.reaper is not None:
+            self.reaper.stop()
         if self.supervisor is not None:
             self.supervisor.stop()
         if self.embedded is not None:
             self.embedded.stop()
 
     def _preload(self) -> None:
-        self._failures = self.registry.load_all()
-        for model_id, reason in self._failures.items():
-            log.error("model %s failed to load: %s", model_id, reason)
+        self.registry.load_all()  # each failure is logged and kept as the bundle's state
         self._loaded.set()
 
-    def readiness(self) -> dict[str, Any]:
-        reasons: dict[str, Any] = {}
-        if not self._loaded.is_set():
-            reasons["models"] = "loading"
-        elif self._failures:
-            reasons["models"] = {"failed": self._failures}
-        if not self.registry.ids():
-            reasons["registry"] = f"no model bundles in {self.registry.folder}"
-        if self.registry.broken:
-            reasons["bundles"] = {"unreadable": self.registry.broken}
-        try:
-            self.job_client().ping()
-        except ServiceError as exc:
-            reasons["queue"] = exc.message
-        return {"ready": not reasons, "reasons": reasons or None}
+    def redis(self) -> redis.Redis | None:
+        return self.jobs.connection if self.jobs is not None else None
 
-    # -- sample inputs -------------------------------------------------------------------------
+    # -- discovery and sync requests -------------------------------------------------------------
+    def methods_info(self) -> list[dict[str, Any]]:
+        return self.explanations.methods_info()
+
+    def model_info(self, model_id: str) -> dict[str, Any]:
+        return self.explanations.model_info(model_id)
+
+    def models_info(self) -> list[dict[str, Any]]:
+        return self.explanations.models_info()
+
+    def execution(self, method: str) -> str:
+        return get_method(method).execution.value
+
+    def predict(self, model_id: str, payload: Mapping[str, Any], top_k: int = 5) -> dict[str, Any]:
+        return self.explanations.predict(model_id, payload, top_k)
+
+    def explain(self, method: str, model_id: str, payload: Mapping[str, Any], *, target: int | str | None = None,
+                params: Mapping[str, Any] | None = None, output: Mapping[str, Any] | None = None,
+                top_k: int = 5) -> dict[str, Any]:
+        """A sync explanation; from the cache when `XAI_CACHE_SYNC` is on and it has it."""
+        out = dict(output or {})
+        options = OutputOptions.from_dict(out)
+        key = None
+        if self.settings.cache_sync and self.cache is not None and self.submitter is not None:
+            checked = self.explanations.check(method, model_id, payload, params, target)
+            key = self.submitter.key_of(checked, model_id, out, top_k, job_input(checked)[1])
+            hit = self.cache.get(key)
+            if hit is not None:
+                return hit
+        body = self.explanations.explain(method, model_id, payload, target=target, params=params, output=options,
+                                         top_k=top_k)
+        body["details"]["cached"] = False
+        if key is not None and self.cache is not None:
+            self.cache.put(key, body)
+        return body
+
     def sample(self, model_id: str, index: int = 0) -> dict[str, Any]:
         """Row `index` of a tabular model's background sample, as a contract input."""
         manifest = self.registry.manifest(model_id)
@@ -123,41 +156,55 @@ class ApiService(ExplanationService):
             raise QueueUnavailable("the job queue is not started")
         return self.jobs
 
-    def execution(self, method: str) -> str:
-        return get_method(method).execution.value
+    def submit(self, caller: Caller, method: str, model_id: str, payload: Mapping[str, Any], *,
+               target: int | str | None, params: Mapping[str, Any] | None, output: Mapping[str, Any],
+               top_k: int) -> Submitted:
+        self.job_client()
+        assert self.submitter is not None
+        return self.submitter.submit(caller, method, model_id, payload, target=target, params=params,
+                                     output=output, top_k=top_k)
 
-    def submit(self, method: str, model_id: str, payload: Mapping[str, Any], *, target: int | str | None,
-               params: Mapping[str, Any] | None, output: Mapping[str, Any], top_k: int) -> str:
-        """Check the request as a sync call would, then enqueue it; returns the job id."""
-        prepared = self.prepare(method, model_id, payload, params)
-        if target is not None:
-            resolve_target(target, prepared.model.labels, 0)
-        data = dict(payload)
-        if isinstance(data.get("image"), bytes):
-            data["image"] = base64.b64encode(data["image"]).decode("ascii")
-        return self.job_client().submit({
-            "method": method, "model_id": model_id, "input": data, "target": target,
-            "params": prepared.params.model_dump(mode="json"), "output": dict(output), "top_k": top_k,
-            "attribution_encoding": output.get("attribution", "base64")})
+    def submit_patterns(self, caller: Caller, model_id: str, inputs: list[dict[str, Any]] | None) -> str:
+        self.job_client()
+        assert self.submitter is not None
+        return self.submitter.submit_patterns(caller, model_id, inputs)
 
+    def workers_alive(self) -> int:
+        try:
+            return len(self.job_client().workers())
+        except ServiceError:
+            return 0
 
-    def submit_patterns(self, model_id: str, inputs: list[dict[str, Any]] | None) -> str:
-        """Check the sample set (the model, each input), then enqueue the patterns job; returns its id."""
-        self.pattern_samples(model_id, inputs)
-        return self.job_client().submit({"model_id": model_id, "inputs": inputs}, kind="patterns")
-
-
-def explanation_parts(settings: Settings) -> tuple[ModelRegistry, Limits]:
-    """Apply the torch thread setting; the model registry and input limits the settings describe.
-
-    The API process and the workers build their explanation services from these alike.
-    """
-    if settings.torch_threads:
-        import torch
-
-        torch.set_num_threads(settings.torch_threads)
-    limits = Limits(max_image_pixels=settings.max_image_pixels, max_text_chars=settings.max_text_chars)
-    return ModelRegistry(settings.model_dir, settings.device, state_dir=settings.state_dir), limits
+    # -- readiness -------------------------------------------------------------------------------
+    def readiness(self) -> dict[str, Any]:
+        """Ready: the queue answers, a worker is alive, a model is servable; with per-model and per-worker state."""
+        reasons: dict[str, Any] = {}
+        queue: dict[str, Any] = {"status": "ok"}
+        workers: list[dict[str, Any]] = []
+        try:
+            client = self.job_client()
+            client.ping()
+            workers = [{"name": w["name"], "state": w.get("state"), "host": w.get("host"), "device": w.get("device"),
+                        "job": w.get("job"), "seen_s_ago": round(time.time() - float(w.get("at", 0)), 1)}
+                       for w in client.workers()]
+            queue["depth"] = client.queue.count
+        except ServiceError as exc:
+            queue = {"status": "unavailable", "error": exc.message}
+            reasons["queue"] = exc.message
+        if queue["status"] == "ok" and not workers:
+            reasons["workers"] = "no worker is alive: async methods would wait in the queue"
+        models = self.registry.states()
+        if not any(m["status"] == "ready" for m in models.values()):
+            if not models:
+                reasons["models"] = f"no model bundles in the registry folder ({self.registry.folder.name})"
+            elif not self._loaded.is_set() or any(m["status"] == "loading" for m in models.values()):
+                reasons["models"] = "loading"
+            elif self.settings.preload == "lazy" and not any(m["status"] == "error" for m in models.values()):
+                pass  # lazy: models load on first use; servable unless broken
+            else:
+                reasons["models"] = "no model is servable"
+        return {"ready": not reasons, "reasons": reasons or None, "queue": queue, "workers": workers,
+                "models": models}
 
 
 def build_service(settings: Settings) -> ApiService:

@@ -12,13 +12,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from explainers.errors import InvalidParams, InvalidTarget, MethodNotSupported
+from explainers.errors import InvalidInput, InvalidParams, InvalidTarget, MethodNotSupported
 from explainers.models.handle import LocalModel, ModelInput, RawInput
 from explainers.models.manifest import Manifest
 from explainers.models.protocol import Model
 from explainers.params import P
 from explainers.params import Params as BaseParams
 from explainers.result import Explanation
+from explainers.sizing import bounded_batch, default_batch_size, shrink
 from explainers.types import Execution, Modality, Prediction, Requires
 
 
@@ -50,9 +51,10 @@ class Context:
     """
 
     def __init__(self, model: Model, inputs: ModelInput, target: int | str | None, params: BaseParams,
-                 top_k: int, progress: Progress | None = None) -> None:
+                 top_k: int, progress: Progress | None = None, max_batch_elements: int | None = None) -> None:
         self.model = model
-        self.batch_size = params.inputs_per_call or default_batch_size(model)
+        self.requested_batch_size = params.inputs_per_call or default_batch_size(model)
+        self.batch_size = bounded_batch(self.requested_batch_size, inputs, max_batch_elements)
         self.progress: Progress = progress or (lambda _fraction: None)
         self.evaluations = 0
         self.autocast = params.bfloat16
@@ -100,6 +102,9 @@ class Context:
         if self._target is None:
             probs = self.model.probabilities(outputs.detach()[0].float())
             labels = self.model.labels
+            if not bool(torch.isfinite(probs).all()):
+                raise InvalidInput("the model's output for this input is not finite (inf or NaN): the input is "
+                                   "outside the range the model computes in", code="non_finite_output")
             if probs.shape[0] != len(labels):
                 raise ValueError(f"the model returned {probs.shape[0]} scores for {len(labels)} labels")
             target = resolve_target(self._requested, labels, int(probs.argmax()))
@@ -226,16 +231,25 @@ class Explainer(Generic[P]):
     def _attribute(self, ctx: Context, p: P) -> Attribution:
         raise NotImplementedError
 
-    def explain(self, model: Model, raw: RawInput, params: P, *,
-                target: int | str | None = None, top_k: int = 5, progress: Progress | None = None) -> Explanation:
-        """Prepare the input, run the method under the model's lock, map back to the input."""
+    def explain(self, model: Model, raw: RawInput, params: P, *, target: int | str | None = None, top_k: int = 5,
+                progress: Progress | None = None, max_map_side: int | None = None,
+                max_batch_elements: int | None = None) -> Explanation:
+        """Prepare the input, run the method under the model's lock, map back to the input.
+
+        An image whose long side is over `max_map_side` gets its map (and picture) at that long side:
+        `details.scale` is the factor, `details.input_size` the image's own [height, width].
+        """
         refusal = self.refusal(model.manifest)
         if refusal is not None:
             raise MethodNotSupported(refusal)
         t0 = time.perf_counter()
         with model.lock:
             inputs = model.prepare(raw)
-            ctx = Context(model, inputs, target, params, top_k, progress)
+            scale = None
+            if inputs.image is not None and max_map_side and max(inputs.image.shape[:2]) > max_map_side:
+                scale = max_map_side / max(inputs.image.shape[:2])
+                inputs.image, full = shrink(inputs.image, max_map_side), inputs.image.shape[:2]
+            ctx = Context(model, inputs, target, params, top_k, progress, max_batch_elements)
             t1 = time.perf_counter()
             try:
                 result = self._attribute(ctx, params)
@@ -252,8 +266,16 @@ class Explainer(Generic[P]):
                 values = _resize_map(values, inputs.image.shape[:2])
             values = values.float().cpu().numpy()
         attribution = np.ascontiguousarray(values, dtype=np.float32)
+        if not np.isfinite(attribution).all():
+            raise InvalidInput("the attribution of this input is not finite (inf or NaN): the input drives the "
+                               "model outside the range it computes in", code="non_finite_output")
         assert ctx.target_prediction is not None
         details = {"explained": ctx.score_kind, **result.details}
+        if scale is not None:
+            details.update({"scale": round(scale, 6), "input_size": [int(full[0]), int(full[1])],
+                            "map_size": list(attribution.shape)})
+        if ctx.batch_size != ctx.requested_batch_size:
+            details["batch_size"] = {"requested": ctx.requested_batch_size, "used": ctx.batch_size}
         if ctx.evaluations:
             details["model_evaluations"] = ctx.evaluations
         if ctx.autocast:
@@ -268,13 +290,6 @@ class Explainer(Generic[P]):
             image=inputs.image, tokens=inputs.tokens or None, unknown_tokens=inputs.unknown_tokens or None,
             feature_names=model.feature_names if model.modality is Modality.TABULAR else None,
             feature_values=None if inputs.features is None else [float(v) for v in inputs.features])
-
-
-def default_batch_size(model: Model) -> int:
-    """Model inputs per call when a request does not say: small images batches on a CPU, big rows batches."""
-    if model.modality is Modality.IMAGE:
-        return 256 if model.device.type == "cuda" else 32
-    return 512 if model.modality is Modality.TEXT else 8192
 
 
 def _resize_map(values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -22,6 +22,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from explainers.errors import InvalidImage, InvalidInput, PayloadTooLarge
 
 Image.init()  # register every plugin so that `formats=` below knows them all
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # the models take float32 features
 ALLOWED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "WEBP", "GIF", "BMP"}) & frozenset(Image.OPEN)
 
 
@@ -35,8 +36,12 @@ def b64decode(data: str, *, what: str = "image") -> bytes:
         raise InvalidImage(f"the {what} is not valid base64") from None
 
 
-def decode_image(data: bytes, *, max_pixels: int) -> np.ndarray:
-    """Decode image bytes to an RGB uint8 array [H, W, 3] in display orientation."""
+def probe_image(data: bytes, *, max_pixels: int) -> tuple[int, int]:
+    """(width, height) from the image's header alone, checked against the pixel limit: no pixel is decoded."""
+    return _open(data, max_pixels=max_pixels, load=False).size
+
+
+def _open(data: bytes, *, max_pixels: int, load: bool) -> Image.Image:
     if not data:
         raise InvalidImage("the image is empty")
     try:
@@ -50,8 +55,9 @@ def decode_image(data: bytes, *, max_pixels: int) -> np.ndarray:
                 raise PayloadTooLarge(
                     f"the image has {width}x{height} pixels, more than the limit of {max_pixels}",
                     code="image_too_large", details={"width": width, "height": height, "max_pixels": max_pixels})
-            img.load()
-            img = ImageOps.exif_transpose(img)
+            if load:
+                img.load()
+                img = ImageOps.exif_transpose(img)
     except Image.DecompressionBombError as exc:
         raise PayloadTooLarge(f"the image has too many pixels: {exc}", code="image_too_large",
                               details={"max_pixels": max_pixels}) from None
@@ -60,7 +66,16 @@ def decode_image(data: bytes, *, max_pixels: int) -> np.ndarray:
                            details={"formats": sorted(ALLOWED_FORMATS)}) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidImage(f"the image is truncated or corrupt: {exc}") from None
-    return _to_rgb(img)
+    return img
+
+
+def decode_image(data: bytes, *, max_pixels: int) -> np.ndarray:
+    """Decode image bytes to an RGB uint8 array [H, W, 3] in display orientation."""
+    img = _open(data, max_pixels=max_pixels, load=True)
+    try:
+        return _to_rgb(img)
+    except (OSError, ValueError) as exc:
+        raise InvalidImage(f"the image cannot be converted to RGB: {exc}") from None
 
 
 def _to_rgb(img: Image.Image) -> np.ndarray:
@@ -80,9 +95,20 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
+def check_unicode(text: str, where: str) -> str:
+    """`text` if UTF-8 can carry it; a lone surrogate (JSON's "\\ud800") is an `invalid_unicode` error."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(f"{where} is not valid Unicode: it holds a lone surrogate at character {exc.start}",
+                           code="invalid_unicode", details={"field": where, "position": exc.start}) from None
+    return text
+
+
 def validate_text(text: Any, *, max_chars: int) -> str:
     if not isinstance(text, str):
         raise InvalidInput("input.text must be a string")
+    check_unicode(text, "input.text")
     if not text.strip():
         raise InvalidInput("input.text is empty", code="empty_text")
     if len(text) > max_chars:
@@ -109,10 +135,14 @@ def parse_features(raw: Any, names: Sequence[str],
         raise InvalidInput("input.features must be an object or a list", code="invalid_features")
     out = np.empty(len(names), dtype=np.float64)
     bad: list[str] = []
+    out_of_range: list[str] = []
     for i, (name, value) in enumerate(zip(names, values)):
         number = _finite(value)
         if number is None:
             bad.append(name)
+            continue
+        if abs(number) > FLOAT32_MAX:
+            out_of_range.append(name)
             continue
         out[i] = number
         allowed = categorical.get(name)
@@ -121,6 +151,9 @@ def parse_features(raw: Any, names: Sequence[str],
     if bad:
         raise InvalidInput("features must be finite numbers (and allowed values for categorical features)",
                            code="invalid_features", details={"invalid": bad})
+    if out_of_range:
+        raise InvalidInput(f"features beyond what the model's float32 input holds (|x| <= {FLOAT32_MAX:.4g})",
+                           code="invalid_features", details={"invalid": out_of_range, "max_abs": FLOAT32_MAX})
     return out
 
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import torch
 
-from explainers.base import Explainer, Progress
-from explainers.errors import InvalidInput, MethodNotSupported
-from explainers.inputs import b64decode, decode_image, parse_features, validate_text
+from explainers.base import Explainer, Progress, resolve_target
+from explainers.errors import InvalidInput, MethodNotSupported, ModelLoadError
+from explainers.inputs import b64decode, decode_image, parse_features, probe_image, validate_text
 from explainers.methods import all_methods, get_method
 from explainers.models.handle import LocalModel, RawInput
 from explainers.models.manifest import Manifest
@@ -29,6 +29,23 @@ class Limits:
     max_image_pixels: int = 40_000_000
     max_text_chars: int = 100_000
     max_top_k: int = 100
+    max_map_side: int | None = 1024  # long side of maps and pictures of larger images
+    max_batch_elements: int | None = 1 << 24  # batch x input size of one forward pass
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A request checked against its method and the model's manifest, without loading the weights.
+
+    `input` is what a job carries: `{"image": bytes}` (its header read, no pixel decoded),
+    `{"text": str}` or `{"features": [float, ...]}` in the model's feature order.
+    """
+
+    method: type[Explainer[Any]]
+    manifest: Manifest
+    params: Params
+    target: int | str | None
+    input: dict[str, Any]
 
 
 @dataclass
@@ -58,36 +75,45 @@ class ExplanationService:
         """The methods that can explain this model (its modality; only black-box ones on a model server)."""
         return [name for name, cls in all_methods().items() if cls.refusal(manifest) is None]
 
-    def model_info(self, model_id: str) -> dict[str, Any]:
-        return self.registry.info(model_id, self.methods_for(self.registry.manifest(model_id)))
-
     def models_info(self) -> list[dict[str, Any]]:
-        return [self.model_info(i) for i in self.registry.ids()]
+        return [self.model_info(i) for i in self.registry.names()]
+
+    def model_info(self, model_id: str) -> dict[str, Any]:
+        """ModelInfo of any bundle, a broken one too (with its error)."""
+        methods = self.methods_for(self.registry.manifest(model_id)) if model_id in self.registry.ids() else []
+        return self.registry.info(model_id, methods)
 
     # -- requests -------------------------------------------------------------------------------
-    def decode_input(self, model: Model, payload: Mapping[str, Any]) -> RawInput:
-        """Contract input (exactly one of image / text / features) -> decoded raw input."""
+    @staticmethod
+    def _input_kind(manifest: Manifest, payload: Mapping[str, Any]) -> str:
         kinds = [k for k in ("image", "text", "features") if payload.get(k) is not None]
         if len(kinds) != 1:
             raise InvalidInput("input must have exactly one of 'image', 'text' or 'features'")
         kind = kinds[0]
-        if kind != model.modality.value and not (kind == "features" and model.modality is Modality.TABULAR):
-            raise InvalidInput(f"model {model.id!r} takes {model.modality.value} input, not {kind}",
+        if kind != manifest.modality.value and not (kind == "features" and manifest.modality is Modality.TABULAR):
+            raise InvalidInput(f"model {manifest.id!r} takes {manifest.modality.value} input, not {kind}",
                                code="wrong_input_kind")
+        return kind
+
+    @staticmethod
+    def _features(manifest: Manifest, raw: Any) -> Any:
+        tab = manifest.tabular
+        assert tab is not None
+        categorical = {f.name: f.values for f in tab.features if f.kind == "categorical" and f.values}
+        return parse_features(raw, [f.name for f in tab.features], categorical)
+
+    def decode_input(self, model: Model, payload: Mapping[str, Any]) -> RawInput:
+        """Contract input (exactly one of image / text / features) -> decoded raw input."""
+        kind = self._input_kind(model.manifest, payload)
         if kind == "image":
             data = payload["image"]
             raw_bytes = data if isinstance(data, bytes) else b64decode(str(data))
             return RawInput(image=decode_image(raw_bytes, max_pixels=self.limits.max_image_pixels))
         if kind == "text":
             return RawInput(text=validate_text(payload["text"], max_chars=self.limits.max_text_chars))
-        tab = model.manifest.tabular
-        assert tab is not None
-        categorical = {f.name: f.values for f in tab.features if f.kind == "categorical" and f.values}
-        return RawInput(features=parse_features(payload["features"], model.feature_names, categorical))
+        return RawInput(features=self._features(model.manifest, payload["features"]))
 
-    def prepare(self, method: str, model_id: str, payload: Mapping[str, Any],
-                params: Mapping[str, Any] | None) -> Prepared:
-        """Every check a request must pass before it runs (or is queued)."""
+    def _method_for(self, method: str, model_id: str) -> tuple[type[Explainer[Any]], Manifest]:
         cls = get_method(method)
         manifest = self.registry.manifest(model_id)
         refusal = cls.refusal(manifest)
@@ -96,6 +122,35 @@ class ExplanationService:
                 "modalities": sorted(m.value for m in cls.modalities), "requires": cls.requires.value,
                 "source": "remote" if manifest.remote is not None else "local",
                 "methods_for_model": self.methods_for(manifest)})
+        state = self.registry.state(model_id)
+        if state["status"] == "error":
+            raise ModelLoadError(f"model {model_id!r} failed to load: {state['error']}")
+        return cls, manifest
+
+    def check(self, method: str, model_id: str, payload: Mapping[str, Any], params: Mapping[str, Any] | None,
+              target: int | str | None) -> Checked:
+        """Every check a queued request must pass, from the manifest and the input's header: no weights load."""
+        cls, manifest = self._method_for(method, model_id)
+        parsed = parse_params(cls.Params, dict(params) if params is not None else None)
+        if target is not None:
+            resolve_target(target, manifest.labels, 0)
+        return Checked(cls, manifest, parsed, target, self.check_input(manifest, payload))
+
+    def check_input(self, manifest: Manifest, payload: Mapping[str, Any]) -> dict[str, Any]:
+        kind = self._input_kind(manifest, payload)
+        if kind == "image":
+            data = payload["image"]
+            raw_bytes = data if isinstance(data, bytes) else b64decode(str(data))
+            probe_image(raw_bytes, max_pixels=self.limits.max_image_pixels)
+            return {"image": raw_bytes}
+        if kind == "text":
+            return {"text": validate_text(payload["text"], max_chars=self.limits.max_text_chars)}
+        return {"features": [float(v) for v in self._features(manifest, payload["features"])]}
+
+    def prepare(self, method: str, model_id: str, payload: Mapping[str, Any],
+                params: Mapping[str, Any] | None) -> Prepared:
+        """Every check a request must pass before it runs, with the model loaded and the input decoded."""
+        cls, _ = self._method_for(method, model_id)
         parsed = parse_params(cls.Params, dict(params) if params is not None else None)
         model = self.registry.get(model_id)
         return Prepared(cls, model, self.decode_input(model, payload), parsed)
@@ -107,7 +162,8 @@ class ExplanationService:
         prepared = self.prepare(method, model_id, payload, params)
         t1 = time.perf_counter()
         expl = prepared.method().explain(prepared.model, prepared.raw, prepared.params, target=target, top_k=top_k,
-                                         progress=progress)
+                                         progress=progress, max_map_side=self.limits.max_map_side,
+                                         max_batch_elements=self.limits.max_batch_elements)
         t2 = time.perf_counter()
         options = output or OutputOptions()
         rendered = render(expl, options)

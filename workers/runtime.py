@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from app.runtime import explanation_parts
-from app.settings import Settings
 from explainers.service import ExplanationService
+from jobqueue.settings import SharedSettings
+from jobqueue.wiring import build_explanations
 
 
-def build_service(settings: Settings | None = None) -> ExplanationService:
-    return ExplanationService(*explanation_parts(settings or Settings()))
+def build_service(settings: SharedSettings | None = None) -> ExplanationService:
+    return build_explanations(settings or SharedSettings())

@@ -1,25 +1,34 @@
-"""The task RQ runs: thin. The worker process holds the loaded service; this only calls it."""
+"""The tasks RQ runs: thin. The worker process holds the loaded service; a task reads its typed
+payload (`jobqueue.contract`), runs it with progress, stores the result once and says why it failed."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
+import redis
 from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
-from app.jobs import CANCEL_KEY  # the API sets it to stop a running job
 from explainers.errors import ServiceError
 from explainers.serialize import OutputOptions
 from explainers.service import ExplanationService
+from jobqueue import job_metrics
+from jobqueue.cache import ExplanationCache
+from jobqueue.contract import ExplanationJob, PatternsJob, parse_payload
+from jobqueue.keys import cancel_key
+from jobqueue.settings import SharedSettings
 
 log = logging.getLogger(__name__)
 
 _service: ExplanationService | None = None
+_settings: SharedSettings | None = None
 shutdown = threading.Event()  # set on SIGTERM: the running job gives itself back to the queue
 
 
@@ -28,81 +37,148 @@ class JobCanceled(Exception):
 
 
 class WorkerShutdown(Exception):
-    """The worker is stopping; RQ's retry puts the job back on the queue."""
+    """The worker is stopping; the worker puts the job back on the queue without spending a retry."""
 
 
-def set_service(service: ExplanationService) -> None:
-    global _service
-    _service = service
+class ResultTooLarge(ServiceError):
+    code, status = "result_too_large", HTTPStatus.UNPROCESSABLE_ENTITY
+
+
+def set_service(service: ExplanationService, settings: SharedSettings | None = None) -> None:
+    global _service, _settings
+    _service, _settings = service, settings
+
+
+def settings() -> SharedSettings:
+    global _settings
+    if _settings is None:
+        _settings = SharedSettings()
+    return _settings
 
 
 def service() -> ExplanationService:
     """The process's service, built from the XAI_* settings on first use (when run by `rq worker`)."""
     global _service
     if _service is None:
-        from workers.runtime import build_service
+        from jobqueue.wiring import build_explanations
 
-        _service = build_service()
+        _service = build_explanations(settings())
     return _service
 
 
 class JobProgress:
-    """Progress callback: writes job.meta['progress'] (throttled), honours cancel and shutdown."""
+    """Progress callback: writes job.meta['progress'] (throttled), honours cancel and shutdown.
+
+    A Redis that stops answering mid-job does not stop the job: progress is skipped until it is back.
+    """
 
     def __init__(self, job: Job, interval: float = 0.25) -> None:
         self.job = job
         self.interval = interval
         self._last = 0.0
-        self._cancel_key = CANCEL_KEY.format(job.id)
+        self._cancel_key = cancel_key(job.id)
 
     def __call__(self, fraction: float) -> None:
+        if shutdown.is_set():
+            raise WorkerShutdown()
         now = time.monotonic()
         if now - self._last < self.interval and fraction < 1.0:
             return
         self._last = now
-        if self.job.connection.exists(self._cancel_key):
-            raise JobCanceled()
-        if shutdown.is_set():
-            raise WorkerShutdown()
-        self.job.meta["progress"] = round(max(float(self.job.meta.get("progress", 0.0)), min(fraction, 1.0)), 4)
-        self.job.save_meta()
+        try:
+            if self.job.connection.exists(self._cancel_key):
+                raise JobCanceled()
+            self.job.meta["progress"] = round(max(float(self.job.meta.get("progress", 0.0)), min(fraction, 1.0)), 4)
+            self.job.save_meta()
+        except redis.RedisError as exc:
+            log.warning("job %s: progress not saved, Redis does not answer: %s", self.job.id, exc)
 
 
-def _run(work: Callable[[JobProgress], dict[str, Any]]) -> dict[str, Any]:
+def _fail(job: Job, error: dict[str, Any]) -> None:
+    job.retries_left = None  # deterministic: retrying cannot help
+    job.meta["error"] = error
+    job.save_meta()
+
+
+def _run(job: Job, work: Callable[[JobProgress], dict[str, Any]]) -> dict[str, Any]:
     """Run a job's work with progress; record why it failed on the job, and whether to retry."""
-    job = get_current_job()
-    assert job is not None, "tasks run inside an RQ job"
     job.meta["progress"] = 0.0
     job.save_meta()
     try:
         return work(JobProgress(job))
     except JobCanceled:
-        job.retries_left = None  # a canceled job is not retried
-        job.meta.update({"canceled": True, "error": {"code": "canceled", "message": "canceled by the client",
-                                                     "details": None}})
+        _fail(job, {"code": "canceled", "message": "canceled by the client", "details": None})
+        job.meta["canceled"] = True
         job.save_meta()
         raise
-    except ServiceError as exc:  # deterministic: retrying cannot help
-        job.retries_left = None
-        job.meta["error"] = exc.to_dict()
-        job.save_meta()
+    except ServiceError as exc:
+        _fail(job, exc.to_dict())
         raise
     except JobTimeoutException:  # it would time out again: no retry
-        job.retries_left = None
-        job.meta["error"] = {"code": "job_timeout", "message": f"the job ran past its limit of {job.timeout} s",
-                             "details": {"timeout_s": job.timeout}}
-        job.save_meta()
+        _fail(job, {"code": "job_timeout", "message": f"the job ran past its limit of {job.timeout} s",
+                    "details": {"timeout_s": job.timeout}})
         raise
+
+
+def _current() -> Job:
+    job = get_current_job()
+    assert job is not None, "tasks run inside an RQ job"
+    return job
 
 
 def explain_job(payload: dict[str, Any]) -> dict[str, Any]:
-    """Run one explanation; the result is the contract's Explanation (attribution as base64)."""
-    options = OutputOptions.from_dict(payload.get("output") or {}, attribution="base64")
-    return _run(lambda progress: service().explain(
-        payload["method"], payload["model_id"], payload["input"], target=payload.get("target"),
-        params=payload.get("params"), output=options, top_k=payload.get("top_k", 5), progress=progress))
+    """Run one explanation; the result is the contract's Explanation, its attribution in the encoding asked for."""
+    spec = parse_payload(payload)
+    assert isinstance(spec, ExplanationJob)
+    job = _current()
+    options = OutputOptions.from_dict(spec.output)
+    t0 = time.perf_counter()
+    status, evaluations = "failed", 0
+    try:
+        result = _run(job, lambda progress: service().explain(
+            spec.method, spec.model_id, spec.input.as_request(), target=spec.target, params=spec.params,
+            output=options, top_k=spec.top_k, progress=progress))
+        evaluations = int(result["details"].get("model_evaluations", 0))
+        result["details"]["cached"] = False
+        size = len(json.dumps(result, separators=(",", ":")))
+        limit = settings().max_result_bytes
+        if size > limit:
+            error = ResultTooLarge(f"the explanation is {size} bytes, more than the limit of {limit}: ask for "
+                                   "output.attribution 'none' or 'base64', or a smaller output.size",
+                                   details={"bytes": size, "max_bytes": limit})
+            _fail(job, error.to_dict())
+            raise error
+        if spec.cache_key and settings().cache_async:
+            _cache(job).put(spec.cache_key, result)
+        status = "finished"
+        return result
+    except (JobCanceled, WorkerShutdown):
+        status = "canceled"
+        raise
+    finally:
+        if status != "canceled":
+            _record(job, spec.method, spec.model_id, status, time.perf_counter() - t0, evaluations)
 
 
 def patterns_job(payload: dict[str, Any]) -> dict[str, Any]:
     """Compute and store a model's patterns from the payload's inputs (else the bundle's samples)."""
-    return _run(lambda progress: service().compute_patterns(payload["model_id"], payload.get("inputs"), progress))
+    spec = parse_payload(payload)
+    assert isinstance(spec, PatternsJob)
+    job = _current()
+    return _run(job, lambda progress: service().compute_patterns(spec.model_id, spec.inputs, progress))
+
+
+def _cache(job: Job) -> ExplanationCache:
+    s = settings()
+    return ExplanationCache(job.connection, job.origin, ttl=s.cache_ttl, max_bytes=s.cache_max_bytes,
+                            max_item_bytes=s.cache_max_item_bytes)
+
+
+def _record(job: Job, method: str, model: str, status: str, seconds: float, evaluations: int) -> None:
+    try:
+        job_metrics.record(job.connection, job.origin, method=method, model=model, status=status,
+                           seconds=seconds, evaluations=evaluations)
+    except redis.RedisError as exc:
+        log.warning("job metrics not recorded: %s", exc)
+    log.info("explanation job", extra={"job_id": job.id, "model": model, "method": method, "status": status,
+                                       "evaluations": evaluations, "duration_ms": round(seconds * 1e3, 1)})

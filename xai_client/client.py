@@ -56,13 +56,16 @@ def make_input(image: ImageLike | None = None, text: str | None = None,
 
 
 class Client:
-    """The service at `base_url` (default: `$XAI_URL`, else http://localhost:8000)."""
+    """The service at `base_url` (default: `$XAI_URL`, else http://localhost:8000), with `api_key` (default:
+    `$XAI_API_KEY`) sent as a Bearer token when the service has keys on."""
 
-    def __init__(self, base_url: str | None = None, *, timeout: float = 120.0, poll_interval: float = 0.25,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, base_url: str | None = None, *, api_key: str | None = None, timeout: float = 120.0,
+                 poll_interval: float = 0.25, transport: httpx.BaseTransport | None = None) -> None:
         self.base_url = (base_url or os.environ.get("XAI_URL") or DEFAULT_URL).rstrip("/")
         self.poll_interval = poll_interval
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
+        key = api_key or os.environ.get("XAI_API_KEY")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport, headers=headers)
 
     def __enter__(self) -> Self:
         return self
@@ -136,8 +139,12 @@ class Client:
         return self.wait(answer.job_id, progress=progress, timeout=timeout)
 
     # -- jobs -------------------------------------------------------------------------------------
-    def jobs(self, limit: int = 50) -> list[Job]:
-        return [Job.from_json(j) for j in self._json("GET", "/jobs", params={"limit": limit})["jobs"]]
+    def jobs(self, limit: int = 50, status: str | None = None, offset: int = 0) -> list[Job]:
+        """The caller's jobs, newest first (`status`: only those in it)."""
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if status is not None:
+            params["status"] = status
+        return [Job.from_json(j) for j in self._json("GET", "/jobs", params=params)["jobs"]]
 
     def job(self, job_id: str) -> Job:
         return Job.from_json(self._json("GET", f"/jobs/{job_id}"))

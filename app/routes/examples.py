@@ -10,8 +10,9 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
+from app.auth import require
 from app.deps import SettingsDep
-from app.schemas import ExampleList, error_responses
+from app.schemas import AUTH, ExampleList, error_responses
 from explainers.errors import ServiceError
 
 router = APIRouter(tags=["examples"])
@@ -34,7 +35,8 @@ def _media_type(path: Path) -> str:
     return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
 
 
-@router.get("/examples", operation_id="list_examples", response_model=ExampleList)
+@router.get("/examples", operation_id="list_examples", response_model=ExampleList, responses=error_responses(*AUTH),
+            dependencies=[require("explain")])
 def list_examples(settings: SettingsDep) -> dict[str, Any]:
     """Images, texts (one per line) and JSON inputs shipped with the service."""
     return {"examples": [{"name": name, "kind": KINDS[path.suffix.lower()], "media_type": _media_type(path),
@@ -44,7 +46,8 @@ def list_examples(settings: SettingsDep) -> dict[str, Any]:
 
 @router.get("/examples/{name}", operation_id="get_example", response_class=FileResponse,
             responses={200: {"content": {"image/png": {}, "image/jpeg": {}, "text/plain": {}, "application/json": {}},
-                             "description": "the file"}, **error_responses(404)})
+                             "description": "the file"}, **error_responses(*AUTH, 404)},
+            dependencies=[require("explain")])
 def get_example(name: str, settings: SettingsDep) -> FileResponse:
     path = _files(settings.examples_dir).get(name)  # only listed names: no path outside the folder
     if path is None:

@@ -3,31 +3,36 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
+import time
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from app.deps import ServiceDep, SettingsDep
-from app.routes.jobs import public_state
+from app.auth import ExplainCaller
+from app.deps import MetricsDep, ServiceDep, SettingsDep
+from app.routes.accepted import WAIT_QUERY, accepted, sized
 from app.schemas import ERROR_RESPONSES, ExplainRequest, Explanation, JobAccepted
 from explainers.errors import InvalidInput, ServiceError
-from explainers.serialize import OutputOptions
 
 router = APIRouter(tags=["explain"])
+log = logging.getLogger("app.explain")
+DECIMAL = re.compile(r"^-?[0-9]{1,18}$")  # a plain decimal integer, ASCII digits only
 
 _MULTIPART_SCHEMA = {
     "type": "object",
     "required": ["model_id", "file"],
     "properties": {
         "file": {"type": "string", "format": "binary", "description": "the image file"},
-        "model_id": {"type": "string"},
-        "target": {"type": "string", "description": "class index or label; empty for the top-1 class"},
+        "model_id": {"type": "string", "minLength": 1, "maxLength": 200},
+        "target": {"type": "string", "description": "class index (ASCII decimal digits) or label; empty for the "
+                   "top-1 class"},
         "params": {"type": "string", "description": "the method's params as a JSON object"},
         "output": {"type": "string", "description": "output options as a JSON object"},
         "top_k": {"type": "integer", "minimum": 1, "maximum": 100},
@@ -66,6 +71,13 @@ def _validate(data: Any) -> ExplainRequest:
         raise RequestValidationError(exc.errors(include_url=False)) from None
 
 
+def _integer_field(name: str, value: str) -> int:
+    if not DECIMAL.match(value):
+        raise RequestValidationError([{"type": "int_parsing", "loc": ("body", name),
+                                       "msg": f"{name} must be a plain decimal integer (ASCII digits)"}])
+    return int(value)
+
+
 async def _from_multipart(request: Request, max_bytes: int) -> tuple[ExplainRequest, bytes]:
     async with request.form(max_files=1, max_fields=16, max_part_size=max_bytes) as form:
         upload = form.get("file")
@@ -74,7 +86,7 @@ async def _from_multipart(request: Request, max_bytes: int) -> tuple[ExplainRequ
         image = await upload.read()
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
     target: Any = fields.get("target") or None
-    if target is not None and target.lstrip("-").isdigit():
+    if target is not None and DECIMAL.match(target):
         target = int(target)
     data = {
         "model_id": fields.get("model_id", ""), "input": {"image": "-"}, "target": target,
@@ -82,17 +94,17 @@ async def _from_multipart(request: Request, max_bytes: int) -> tuple[ExplainRequ
         "output": _loads(fields["output"], "output") if fields.get("output") else {},
     }
     if fields.get("top_k"):
-        data["top_k"] = fields["top_k"]
+        data["top_k"] = _integer_field("top_k", fields["top_k"])
     return _validate(data), image
 
 
 @router.post("/explain/{method}", operation_id="explain", response_model=Explanation,
              responses={**ERROR_RESPONSES, 202: {"model": JobAccepted, "description": "an async method's job"}},
              openapi_extra=_BODY)
-async def explain(method: str, request: Request, service: ServiceDep, settings: SettingsDep,
-                  wait: float | None = Query(None, ge=0, le=600, description="async methods: seconds to hold "
-                                             "the request for the job to end")) -> Any:
-    """Explain one input. Sync methods answer 200 with the explanation; async ones 202 with a job."""
+async def explain(method: str, request: Request, service: ServiceDep, settings: SettingsDep, caller: ExplainCaller,
+                  metrics: MetricsDep, wait: float | None = WAIT_QUERY) -> Any:
+    """Explain one input. Sync methods answer 200 with the explanation; async ones 202 with a job
+    (or 200 with the explanation when the cache has it)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         body, image = await _from_multipart(request, settings.max_body_bytes)
@@ -101,20 +113,34 @@ async def explain(method: str, request: Request, service: ServiceDep, settings: 
         body = _validate(_loads(await request.body(), "the request body"))
         payload = body.input.model_dump(exclude_none=True)
     else:
-        raise UnsupportedMediaType(f"content type {content_type!r} is not accepted; "
+        raise UnsupportedMediaType(f"content type {content_type[:100]!r} is not accepted; "
                                    "send application/json or multipart/form-data")
-    out = body.output
+    output = body.output.model_dump()
     if service.execution(method) == "async":
-        job_id = await run_in_threadpool(service.submit, method, body.model_id, payload, target=body.target,
-                                         params=body.params, output=out.model_dump(), top_k=body.top_k)
-        state = {"status": "queued"}
-        if wait:
-            state = await run_in_threadpool(service.job_client().wait, job_id, min(wait, settings.max_wait))
-            if state["status"] == "finished":
-                return public_state(state)["result"]
-        location = f"/jobs/{job_id}"
-        return JSONResponse({"job_id": job_id, "status": state["status"], "links": {"self": location}},
-                            status_code=202, headers={"Location": location})
-    options = OutputOptions.from_dict(out.model_dump())
-    return await run_in_threadpool(service.explain, method, body.model_id, payload, target=body.target,
-                                   params=body.params, output=options, top_k=body.top_k)
+        submitted = await run_in_threadpool(service.submit, caller, method, body.model_id, payload,
+                                            target=body.target, params=body.params, output=output, top_k=body.top_k)
+        if submitted.result is not None:
+            return sized(submitted.result, settings.max_result_bytes)
+        assert submitted.job_id is not None
+        return await accepted(service, settings, submitted.job_id, wait, caller, joined=submitted.joined)
+    t0 = time.perf_counter()
+    status, evaluations = "ok", 0
+    result: dict[str, Any] | None = None
+    try:
+        result = await run_in_threadpool(service.explain, method, body.model_id, payload, target=body.target,
+                                         params=body.params, output=output, top_k=body.top_k)
+        evaluations = int(result.get("details", {}).get("model_evaluations", 0))
+        return sized(result, settings.max_result_bytes)
+    except ServiceError as exc:
+        status = exc.code
+        raise
+    except Exception:
+        status = "internal_error"
+        raise
+    finally:
+        seconds = time.perf_counter() - t0
+        metrics.explained(method, body.model_id if status != "unknown_model" else "unknown", status, seconds,
+                          evaluations)
+        log.info("explanation", extra={"model": body.model_id[:200], "method": method[:64], "status": status,
+                                       "evaluations": evaluations, "duration_ms": round(seconds * 1e3, 1),
+                                       "cached": bool(result and result["details"].get("cached"))})

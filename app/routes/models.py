@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from app.auth import AdminCaller, require
 from app.deps import ServiceDep, SettingsDep
+from app.routes.accepted import WAIT_QUERY, accepted
 from app.schemas import (
+    AUTH,
     JobAccepted,
     ModelInfo,
     ModelList,
@@ -24,19 +26,22 @@ from app.schemas import (
 router = APIRouter(tags=["models"])
 
 
-@router.get("/models", operation_id="list_models", response_model=ModelList)
+@router.get("/models", operation_id="list_models", response_model=ModelList, responses=error_responses(*AUTH),
+            dependencies=[require("explain")])
 def list_models(service: ServiceDep) -> dict[str, Any]:
+    """Every bundle, the ones that failed to load too (`status: "error"` with the reason)."""
     return {"models": service.models_info()}
 
 
-@router.get("/models/{model_id}", operation_id="get_model", response_model=ModelInfo, responses=error_responses(404))
+@router.get("/models/{model_id}", operation_id="get_model", response_model=ModelInfo,
+            responses=error_responses(*AUTH, 404), dependencies=[require("explain")])
 def get_model(model_id: str, service: ServiceDep) -> dict[str, Any]:
     return service.model_info(model_id)
 
 
 @router.get("/models/{model_id}/sample", operation_id="get_model_sample", response_model=Sample,
             response_model_exclude_none=True,
-            responses=error_responses(404, 422, 503))
+            responses=error_responses(*AUTH, 404, 422, 503), dependencies=[require("explain")])
 async def get_model_sample(model_id: str, service: ServiceDep,
                            index: int = Query(0, ge=0, description="row of the background sample")) -> dict[str, Any]:
     """A row of a tabular model's background sample, as `{"features": {name: value}}` ready to explain."""
@@ -44,7 +49,7 @@ async def get_model_sample(model_id: str, service: ServiceDep,
 
 
 @router.post("/models/{model_id}/predict", operation_id="predict", response_model=PredictResponse,
-             responses=error_responses(400, 404, 413, 422, 503))
+             responses=error_responses(400, *AUTH, 404, 413, 415, 422, 503), dependencies=[require("explain")])
 async def predict(model_id: str, body: PredictRequest, service: ServiceDep) -> dict[str, Any]:
     payload = body.input.model_dump(exclude_none=True)
     return await run_in_threadpool(service.predict, model_id, payload, body.top_k)
@@ -53,23 +58,15 @@ async def predict(model_id: str, body: PredictRequest, service: ServiceDep) -> d
 @router.post("/models/{model_id}/patterns", operation_id="compute_patterns", response_model=PatternsResult,
              status_code=202, responses={202: {"model": JobAccepted, "description": "the patterns job"},
                                          200: {"model": PatternsResult, "description": "with ?wait, the job's result"},
-                                         **error_responses(400, 404, 413, 422, 503)})
-async def compute_patterns(model_id: str, service: ServiceDep, settings: SettingsDep,
-                           body: PatternsRequest | None = None,
-                           wait: float | None = Query(None, ge=0, le=600, description="seconds to hold the request "
-                                                      "for the job to end")) -> Any:
+                                         **error_responses(400, *AUTH, 404, 413, 415, 422, 503)})
+async def compute_patterns(model_id: str, service: ServiceDep, settings: SettingsDep, caller: AdminCaller,
+                           body: PatternsRequest | None = None, wait: float | None = WAIT_QUERY) -> Any:
     """A job that computes PatternNet's patterns of a local model from a sample set and stores them.
 
     The sample set is `inputs`, else the bundle's own; the patterns are kept in the state folder under
-    the weights' hash, where `patternnet` and `pattern_attribution` find them.
+    the weights' hash, where `patternnet` and `pattern_attribution` find them. With keys on it needs the
+    `admin` scope: the patterns serve every caller.
     """
     inputs = [i.model_dump(exclude_none=True) for i in body.inputs] if body and body.inputs else None
-    job_id = await run_in_threadpool(service.submit_patterns, model_id, inputs)
-    state: dict[str, Any] = {"status": "queued"}
-    if wait:
-        state = await run_in_threadpool(service.job_client().wait, job_id, min(wait, settings.max_wait))
-        if state["status"] == "finished":
-            return JSONResponse(state["result"], status_code=200)
-    location = f"/jobs/{job_id}"
-    return JSONResponse({"job_id": job_id, "status": state["status"], "links": {"self": location}},
-                        status_code=202, headers={"Location": location})
+    job_id = await run_in_threadpool(service.submit_patterns, caller, model_id, inputs)
+    return await accepted(service, settings, job_id, wait, caller)

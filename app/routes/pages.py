@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
+
+from app.auth import access
+from app.errors import SafeJSONResponse
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 VENDOR = "/static/vendor"
@@ -20,15 +23,21 @@ PAGE_CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'u
 DOCS_CSP = PAGE_CSP + "; script-src 'self' 'unsafe-inline'; worker-src 'self' blob:"  # their inline start-up
 
 router = APIRouter(include_in_schema=False)
+DOCS = [access("docs_access")]
 
 
-@router.get("/")
+@router.get("/openapi.json", dependencies=DOCS)
+def openapi(request: Request) -> SafeJSONResponse:
+    return SafeJSONResponse(request.app.openapi())
+
+
+@router.get("/")  # the page itself is public (a browser cannot send a key with a page load); its calls are not
 def index() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html",
                         headers={"Content-Security-Policy": PAGE_CSP})
 
 
-@router.get("/docs")
+@router.get("/docs", dependencies=DOCS)
 def swagger_ui() -> HTMLResponse:
     page = get_swagger_ui_html(openapi_url="/openapi.json", title=f"{TITLE} - Swagger UI",
                                swagger_js_url=f"{VENDOR}/swagger-ui/swagger-ui-bundle.js",
@@ -38,7 +47,7 @@ def swagger_ui() -> HTMLResponse:
     return page
 
 
-@router.get("/redoc")
+@router.get("/redoc", dependencies=DOCS)
 def redoc() -> HTMLResponse:
     page = get_redoc_html(openapi_url="/openapi.json", title=f"{TITLE} - ReDoc",
                           redoc_js_url=f"{VENDOR}/redoc/redoc.standalone.js", redoc_favicon_url=FAVICON,

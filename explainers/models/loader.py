@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.util
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import torch
 from torch import nn
@@ -20,11 +23,7 @@ def build_module(manifest: Manifest, folder: Path) -> nn.Module:
         raise ValueError(f"model {manifest.id!r} has no 'architecture': a local model needs one")
     if ":" in arch:
         module_name, _, factory_name = arch.partition(":")
-        sys.path.insert(0, str(folder))  # a bundle may carry its own module
-        try:
-            factory = getattr(importlib.import_module(module_name), factory_name)
-        finally:
-            sys.path.remove(str(folder))
+        factory = getattr(_architecture_module(module_name, folder), factory_name)
         module = factory(**kwargs)
     else:
         import torchvision
@@ -34,6 +33,31 @@ def build_module(manifest: Manifest, folder: Path) -> nn.Module:
         module = torchvision.models.get_model(arch, weights=None, **kwargs)
     if not isinstance(module, nn.Module):
         raise TypeError(f"{arch} did not return a torch.nn.Module")
+    return module
+
+
+def _architecture_module(module_name: str, folder: Path) -> ModuleType:
+    """The bundle's own module file, imported under a name private to the bundle folder (two bundles whose
+    module files share a name do not collide); else an importable module (`demos.shapes`, a package)."""
+    path = folder.joinpath(*module_name.split(".")).with_suffix(".py")
+    if not path.is_file():
+        return importlib.import_module(module_name)
+    private = f"_xai_bundle_{hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:12]}.{module_name}"
+    if private in sys.modules:
+        return sys.modules[private]
+    spec = importlib.util.spec_from_file_location(private, path)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"cannot import {path.name}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[private] = module  # classes defined there keep a module they can be found in
+    sys.path.insert(0, str(folder))  # its own sibling imports still work
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(private, None)
+        raise
+    finally:
+        sys.path.remove(str(folder))
     return module
 
 

@@ -108,6 +108,35 @@ def timed(send: Any, *args: Any, limit: float = FAST_S, **kwargs: Any) -> httpx.
     return response
 
 
+ANY_TEXT = type("AnyText", (), {"__eq__": lambda self, other: isinstance(other, str) and bool(other),
+                                 "__repr__": lambda self: "<any text>"})()
+
+
+def beat_as_a_worker(client: Any, name: str, age: float = 0.0) -> None:
+    """Record a worker's heartbeat in the app's Redis exactly as `python -m workers` does (`jobqueue.heartbeat`),
+    `age` seconds old; the real worker's own beat is tested in tests/workers. `client`: a TestClient or an app."""
+    from jobqueue import heartbeat
+
+    jobs = getattr(client, "app", client).state.service.job_client()
+    heartbeat.beat(jobs.connection, jobs.name, name, {"host": "test", "pid": 0, "device": "cpu", "models": {},
+                                                      "state": "idle", "job": None})
+    if age:
+        import json
+
+        from jobqueue import keys
+
+        key = keys.WORKERS.format(queue=jobs.name)
+        state = json.loads(jobs.connection.hget(key, name))
+        jobs.connection.hset(key, name, json.dumps({**state, "at": state["at"] - age}))
+
+
+def forget_beats(client: TestClient) -> None:
+    from jobqueue import keys
+
+    jobs = client.app.state.service.job_client()
+    jobs.connection.delete(keys.WORKERS.format(queue=jobs.name))
+
+
 def assert_error(response: httpx.Response, status: int, code: str | set[str]) -> dict[str, Any]:
     """The contract's error body with the expected status and code; returns the error object."""
     assert response.status_code == status, (response.status_code, response.text[:500])

@@ -17,7 +17,16 @@ from fastapi.testclient import TestClient
 from pydantic_core import PydanticUndefined
 
 from explainers.methods import all_methods
-from tests.app.conftest import FEATURES, LABELS, assert_error, b64, make_client
+from tests.app.conftest import (
+    ANY_TEXT,
+    FEATURES,
+    LABELS,
+    assert_error,
+    b64,
+    beat_as_a_worker,
+    forget_beats,
+    make_client,
+)
 from tests.conftest import png_bytes
 
 MODEL_INFO_KEYS = {"id", "modality", "labels", "input", "methods", "source", "device"}
@@ -39,11 +48,32 @@ def test_healthz(client: TestClient) -> None:
     assert {k: v for k, v in body.items() if v is not None} == {"status": "ok"}  # (it adds "reasons": null)
 
 
-def test_readyz_when_loaded(client: TestClient) -> None:
+def test_readyz_needs_a_live_worker(client: TestClient) -> None:
+    forget_beats(client)
     response = client.get("/readyz")
-    assert response.status_code == 200, response.text
-    assert response.json()["status"] == "ready"
-    assert all(m["loaded"] for m in client.get("/models").json()["models"])
+    assert response.status_code == 503, response.text
+    body = response.json()
+    assert body["status"] == "not_ready" and set(body["reasons"]) == {"workers"}
+    assert body["queue"]["status"] == "ok" and body["workers"] == []
+    assert {m: s["status"] for m, s in body["models"].items()} == dict.fromkeys(MODALITY, "ready")
+    assert all(m["loaded"] and m["status"] == "ready" for m in client.get("/models").json()["models"])
+
+
+def test_readyz_when_loaded_and_a_worker_beats(client: TestClient) -> None:
+    beat_as_a_worker(client, "w1")
+    try:
+        response = client.get("/readyz")
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["status"] == "ready" and body["reasons"] is None
+        assert [w["name"] for w in body["workers"]] == ["w1"] and body["workers"][0]["state"] == "idle"
+    finally:
+        forget_beats(client)
+    beat_as_a_worker(client, "w-old", age=60)  # a worker silent for a minute is gone
+    try:
+        assert client.get("/readyz").json()["reasons"] == {"workers": ANY_TEXT}
+    finally:
+        forget_beats(client)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +88,7 @@ def test_readyz_with_no_models(empty_client: TestClient) -> None:
     assert response.headers["retry-after"].isdigit()
     body = response.json()
     assert body["status"] != "ready"
-    assert body["reasons"] and "registry" in body["reasons"]
+    assert body["reasons"] and "registry folder" in body["reasons"]["models"]
     assert empty_client.get("/healthz").json()["status"] == "ok"
     assert empty_client.get("/models").json() == {"models": []}
     assert_error(empty_client.post("/explain/saliency", json={"model_id": "tiny-text", "input": {"text": "good"}}),
@@ -90,19 +120,27 @@ def broken_client(broken_dir: Path) -> Iterator[TestClient]:
         yield c
 
 
-def test_readyz_with_a_broken_bundle(broken_client: TestClient) -> None:
-    response = broken_client.get("/readyz")
-    assert response.status_code == 503
-    assert response.headers["retry-after"].isdigit()
-    reasons = response.json()["reasons"]
-    assert "bad-weights" in json.dumps(reasons)
-    assert "tiny-image" not in json.dumps(reasons)
+def test_readyz_with_a_broken_bundle_stays_ready(broken_client: TestClient, broken_dir: Path) -> None:
+    beat_as_a_worker(broken_client, "w1")
+    try:
+        response = broken_client.get("/readyz")
+        assert response.status_code == 200, response.text
+        models = response.json()["models"]
+        assert models["bad-weights"]["status"] == "error" and models["bad-manifest"]["status"] == "error"
+        assert models["tiny-image"] == {"status": "ready", "error": None}
+        assert str(broken_dir) not in response.text and str(broken_dir.resolve()) not in response.text
+        assert "Safetensor" in models["bad-weights"]["error"]
+    finally:
+        forget_beats(broken_client)
 
 
 def test_broken_bundle_does_not_take_the_service_down(broken_client: TestClient, image_b64: str) -> None:
     models = {m["id"]: m for m in broken_client.get("/models").json()["models"]}
-    assert {"tiny-image", "tiny-text", "tiny-tabular", "bad-weights"} == set(models)  # bad manifest: skipped
-    assert models["bad-weights"]["loaded"] is False
+    assert {"tiny-image", "tiny-text", "tiny-tabular", "bad-weights", "bad-manifest"} == set(models)
+    assert models["bad-weights"]["loaded"] is False and models["bad-weights"]["status"] == "error"
+    assert models["bad-manifest"]["status"] == "error" and "not json" not in models["bad-manifest"]["error"]
+    assert "model.json" in models["bad-manifest"]["error"] and models["bad-manifest"]["modality"] is None
+    assert models["bad-weights"]["labels"] == ["red", "green", "blue"]  # complete from its manifest
     assert all(models[i]["loaded"] for i in ("tiny-image", "tiny-text", "tiny-tabular"))
     info = broken_client.get("/models/bad-weights")
     assert info.status_code == 200 and info.json()["loaded"] is False
@@ -117,7 +155,8 @@ def test_broken_bundle_does_not_take_the_service_down(broken_client: TestClient,
     assert ok.status_code == 200
     ok = broken_client.post("/explain/saliency", json={"model_id": "tiny-text", "input": {"text": "good plot"}})
     assert ok.status_code == 200
-    assert_error(broken_client.get("/models/bad-manifest"), 404, "unknown_model")
+    assert broken_client.get("/models/bad-manifest").json()["status"] == "error"
+    assert_error(broken_client.get("/models/no-such-bundle"), 404, "unknown_model")
 
 
 # -- metrics --------------------------------------------------------------------------------------
@@ -143,8 +182,10 @@ def test_metrics_use_route_templates(client: TestClient, image_b64: str) -> None
         routes.add(match.group(1))
     assert {"/models/{model_id}", "/models/{model_id}/predict", "/explain/{method}"} <= routes
     assert 'route="/models/{model_id}",method="GET",status="404"' in text
+    routes_text = "\n".join(samples)
     for raw in ("tiny-text", "no-such-model-xyz", "no_such_method_xyz", "/no/such/route/xyz", "saliency"):
-        assert raw not in text, f"raw path part {raw!r} leaked into the metric labels"
+        assert raw not in routes_text, f"raw path part {raw!r} leaked into the route labels"
+    assert "no_such_method_xyz" not in text and "no-such-model-xyz" not in text
 
 
 # -- models ---------------------------------------------------------------------------------------
@@ -253,6 +294,7 @@ def test_a_new_bundle_in_a_fresh_folder_shows_up(tiny_dir: Path, tmp_path: Path)
     shutil.copytree(tiny_dir / "tiny-image", tmp_path / "tiny-image")
     with make_client(tmp_path) as c:
         assert sorted(m["id"] for m in c.get("/models").json()["models"]) == ["credit-scorer", "tiny-image"]
+        beat_as_a_worker(c, "w1")
         assert c.get("/readyz").status_code == 200
         response = c.post("/explain/saliency", json={"model_id": "credit-scorer",
                                                      "input": {"features": dict(FEATURES)}})
@@ -276,9 +318,12 @@ def test_readyz_with_an_unreadable_manifest(tiny_dir: Path, tmp_path: Path) -> N
     shutil.copytree(tiny_dir / "tiny-text", tmp_path / "tiny-text")
     (tmp_path / "tiny-text" / "model.json").write_text("{this is not json")
     with make_client(tmp_path) as c:
-        assert [m["id"] for m in c.get("/models").json()["models"]] == ["tiny-image"]
+        states = {m["id"]: m["status"] for m in c.get("/models").json()["models"]}
+        assert states == {"tiny-image": "ready", "tiny-text": "error"}
         assert c.post("/models/tiny-image/predict",
                       json={"input": {"image": b64(png_bytes(np.zeros((8, 8, 3), dtype=np.uint8)))}}).status_code == 200
+        beat_as_a_worker(c, "w1")
         response = c.get("/readyz")
-        assert response.status_code == 503
-        assert "tiny-text" in json.dumps(response.json()["reasons"])
+        assert response.status_code == 200  # one model serves
+        assert response.json()["models"]["tiny-text"]["status"] == "error"
+        assert str(tmp_path) not in response.text

@@ -101,8 +101,9 @@ def test_sample_rows_of_a_tabular_model(client: TestClient, tiny_dir: Path) -> N
 def test_jobs_are_listed_newest_first(client: TestClient) -> None:
     image = b64(png_bytes(np.zeros((16, 16, 3), dtype=np.uint8)))
     ids = []
-    for _ in range(2):
-        accepted = client.post("/explain/occlusion", json={"model_id": "tiny-image", "input": {"image": image}})
+    for stride in (4, 8):  # two different requests (identical ones join one job)
+        accepted = client.post("/explain/occlusion", json={"model_id": "tiny-image", "input": {"image": image},
+                                                           "params": {"window": 8, "stride": stride}})
         assert accepted.status_code == 202
         ids.append(accepted.json()["job_id"])
     jobs = client.get("/jobs", params={"limit": 1000}).json()["jobs"]

@@ -54,6 +54,21 @@ class WorkerProcess:
         self.log = log
         self.proc = subprocess.Popen([sys.executable, "-m", "workers"], env=env, cwd=ROOT,
                                      stdout=log.open("ab"), stderr=subprocess.STDOUT)
+        self.redis_url, self.queue = redis_url, queue
+
+    def wait_alive(self, redis_url: str, queue: str, timeout: float = 90.0) -> None:
+        """Until the worker's heartbeat shows (it has loaded its models and listens)."""
+        from jobqueue import heartbeat
+
+        conn = redis.Redis.from_url(redis_url)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(w.get("pid") == self.proc.pid for w in heartbeat.workers(conn, queue)):
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the worker exited: {self.log.read_text()[-2000:]}")
+            time.sleep(0.1)
+        raise AssertionError(f"no heartbeat from the worker in {timeout} s: {self.log.read_text()[-2000:]}")
 
     def signal(self, sig: int) -> None:
         self.proc.send_signal(sig)

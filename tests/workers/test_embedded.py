@@ -37,7 +37,9 @@ def test_embedded_redis_and_a_supervised_worker(tiny_dir: Path, tmp_path: Path):
     settings = Settings(model_dir=tiny_dir, preload="startup", device="cpu", redis_url=None,
                         state_dir=tmp_path / "state", embedded_workers=1)
     with TestClient(create_app(settings)) as api:
-        assert api.get("/readyz").status_code == 200
+        assert api.get("/readyz").json()["reasons"].get("workers"), "ready before the worker is"
+        wait_until(lambda: api.get("/readyz").status_code == 200, 60, "the worker's first heartbeat")
+        assert [w["state"] for w in api.get("/readyz").json()["workers"]] == ["idle"]
         r = api.post("/explain/occlusion?wait=90", json=BODY)
         assert r.status_code == 200, r.text
         supervisor = api.app.state.service.supervisor

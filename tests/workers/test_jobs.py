@@ -65,9 +65,11 @@ def api(jobs_dir: Path, redis_url: str, queue_name: str):
 def worker_factory(jobs_dir: Path, redis_url: str, queue_name: str, tmp_path: Path):
     started: list[WorkerProcess] = []
 
-    def start() -> WorkerProcess:
+    def start(wait: bool = True) -> WorkerProcess:
         w = WorkerProcess(redis_url, jobs_dir, queue_name, tmp_path / f"worker{len(started)}.log")
         started.append(w)
+        if wait:
+            w.wait_alive(redis_url, queue_name)
         return w
 
     yield start
@@ -127,11 +129,13 @@ def test_wait_returns_the_explanation_and_list_encoding_is_honoured(api, worker_
     assert r.json()["method"] == "occlusion" and isinstance(r.json()["attribution"]["data"], list)
 
 
-def test_wait_times_out_to_202_when_no_worker_runs(api):
+def test_wait_answers_at_once_with_a_hint_when_no_worker_runs(api):
     t0 = time.monotonic()
-    r = api.post("/explain/occlusion?wait=1", json=image_body())
-    assert r.status_code == 202 and 0.9 < time.monotonic() - t0 < 5
+    r = api.post("/explain/occlusion?wait=30", json=image_body())
+    assert r.status_code == 202 and time.monotonic() - t0 < 5
+    assert r.json()["details"]["workers"] == 0 and "worker" in r.json()["details"]["hint"]
     assert api.get(f"/jobs/{r.json()['job_id']}").json()["status"] == "queued"
+    assert api.get("/readyz").json()["reasons"]["workers"]
 
 
 def test_bad_requests_fail_at_once_and_enqueue_nothing(api, queue_name, redis_url):

@@ -68,6 +68,27 @@ async function parse(response) {
   return { status: response.status, body };
 }
 
+const KEY_SLOT = "xai-api-key";
+
+/** Headers that carry the API key the user gave (only when the service asked for one: keys on). */
+export function authHeaders() {
+  const key = window.sessionStorage.getItem(KEY_SLOT);
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+/** fetch() with the API key; on a 401 asks for a key once, keeps it for the tab, and tries again. */
+export async function authedFetch(path, init = {}) {
+  let response = await fetch(path, { ...init, headers: { ...(init.headers || {}), ...authHeaders() } });
+  if (response.status === 401) {
+    const key = window.prompt("This service needs an API key:");
+    if (key) {
+      window.sessionStorage.setItem(KEY_SLOT, key.trim());
+      response = await fetch(path, { ...init, headers: { ...(init.headers || {}), ...authHeaders() } });
+    }
+  }
+  return response;
+}
+
 export async function request(method, path, { json, form, signal } = {}) {
   const init = { method, signal, headers: {} };
   if (json !== undefined) {
@@ -78,7 +99,7 @@ export async function request(method, path, { json, form, signal } = {}) {
   }
   let response;
   try {
-    response = await fetch(path, init);
+    response = await authedFetch(path, init);
   } catch (err) {
     if (err.name === "AbortError") throw err;
     throw new ApiError(0, "unreachable", `no answer from the service (${err.message})`, null);

@@ -1,6 +1,6 @@
 // The input section: an image (upload, drop or a shipped example), a text, or a row of features.
 
-import { ApiError, getJson } from "./api.js";
+import { ApiError, authedFetch, getJson } from "./api.js";
 import { $, el } from "./dom.js";
 
 const state = { image: null, imageName: null, examples: [], texts: [] };
@@ -14,7 +14,7 @@ export async function loadExamples() {
   const texts = state.examples.filter((e) => e.kind === "text");
   state.texts = [];
   for (const t of texts) {
-    const lines = (await (await fetch(t.url)).text()).split("\n").map((l) => l.trim()).filter(Boolean);
+    const lines = (await (await authedFetch(t.url)).text()).split("\n").map((l) => l.trim()).filter(Boolean);
     state.texts.push(...lines);
   }
 }
@@ -54,7 +54,7 @@ export function setupImageInput() {
   const strip = $("#example-images");
   strip.replaceChildren(...state.examples.filter((e) => e.kind === "image").map((ex) => el("button", {
     type: "button", class: "example", "data-name": ex.name, title: ex.name,
-    onclick: async () => setImage(await (await fetch(ex.url)).blob(), ex.name),
+    onclick: async () => setImage(await (await authedFetch(ex.url)).blob(), ex.name),
   }, el("img", { src: ex.url, alt: ex.name, loading: "lazy" }))));
 }
 

@@ -1,0 +1,142 @@
+"""Request bodies of the HTTP contract, checked strictly: unknown keys, nulls, text UTF-8 cannot carry (no torch)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictInt, StrictStr, model_validator
+from pydantic_core import PydanticCustomError
+
+from explainers.render.colormaps import COLORMAPS
+
+# the colormap field's `enum`, built as a list of JSON values: `json_schema_extra` takes those (list is invariant)
+COLORMAP_ENUM: list[JsonValue] = [*sorted(COLORMAPS)]
+
+
+
+def _lone_surrogate(value: Any, where: str) -> str | None:
+    """Where a string (key or value) holds a lone surrogate, which UTF-8 cannot carry; None if nowhere."""
+    if isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return where
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _lone_surrogate(key, where) or _lone_surrogate(item, f"{where}.{key}" if where else str(key))
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _lone_surrogate(item, f"{where}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def check_unicode(data: Any) -> None:
+    """Raise pydantic's `invalid_unicode` error if any string of a request body is not valid Unicode."""
+    where = _lone_surrogate(data, "")
+    if where is not None:
+        raise PydanticCustomError("invalid_unicode", "text at {where} is not valid Unicode (a lone surrogate)",
+                                  {"where": where or "body"})
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        check_unicode(data)
+        return data
+
+
+def _one_of_schema(schema: dict[str, Any]) -> None:
+    """The JSON schema of Input: each kind non-null, exactly one of them present."""
+    props = schema["properties"]
+    for name in ("image", "text", "features"):
+        variants = [v for v in props[name].pop("anyOf", []) if v.get("type") != "null"]
+        if len(variants) == 1:
+            props[name].update(variants[0])
+        elif variants:
+            props[name]["anyOf"] = variants
+        props[name].pop("default", None)
+    props["text"]["pattern"] = r"\S"  # not blank
+    # With no other property allowed, one property at least and at most is "exactly one of image, text,
+    # features" (as a plain object, which generated clients read as one class; a oneOf would be a union).
+    schema["minProperties"] = schema["maxProperties"] = 1
+
+
+class Input(_Body):
+    """Exactly one of image (base64 PNG/JPEG/WebP bytes), text, or features."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_one_of_schema)
+
+    image: str | None = Field(None, description="base64-encoded image bytes")
+    text: str | None = Field(None, description="the text (not blank)")
+    features: dict[str, Any] | list[Any] | None = Field(
+        None, description="feature values by name, or a list in the model's feature order")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict) and any(data.get(k, 0) is None for k in ("image", "text", "features")):
+            raise ValueError("input values may not be null: send exactly one of 'image', 'text' or 'features'")
+        return data
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Input:
+        given = [k for k in ("image", "text", "features") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("input needs exactly one of 'image', 'text' or 'features'")
+        return self
+
+
+class OutputSpec(_Body):
+    """How the explanation is drawn: the picture's style and size, its caption and colour bar."""
+
+    overlay: bool = Field(True, description="render the picture (image models) or bar chart (tabular models)")
+    style: Literal["overlay", "heatmap", "graymap", "diverging", "mask", "contour"] = Field(
+        "overlay", description="image models: `overlay` the heatmap blended over the image; `heatmap` the map "
+        "alone; `graymap` |attribution| in grey; `diverging` the signed map alone, centred at 0; `mask` the top "
+        "`mask_percent` % of pixels kept, the rest greyed; `contour` iso-lines over the image")
+    colormap: str | None = Field(None, description="colormap name; default: jet for non-negative maps, "
+                                 "bwr for signed maps", json_schema_extra={"enum": COLORMAP_ENUM})
+    alpha: float = Field(0.5, ge=0.0, le=1.0, description="heatmap opacity in the overlay")
+    mask_percent: float = Field(20.0, gt=0.0, le=100.0, description="style `mask`: percent of pixels kept")
+    size: int | None = Field(None, ge=1, le=2048, description="long side of the picture in px (the map's "
+                             "cells nearest-neighbour, the photo bilinear); null: the image as sent, enlarged "
+                             "by a whole factor to at least 256 px")
+    caption: bool = Field(True, description="a caption with the method, the class and its probability")
+    colorbar: bool = Field(True, description="image models: a colour bar with the value range (and for signed "
+                           "maps what each sign means)")
+    attribution: Literal["base64", "list", "none"] = "base64"
+
+    @model_validator(mode="after")
+    def _known_colormap(self) -> OutputSpec:
+        if self.colormap is not None and self.colormap not in COLORMAPS:
+            raise ValueError(f"unknown colormap {self.colormap!r}; use one of {sorted(COLORMAPS)}")
+        return self
+
+
+class ExplainRequest(_Body):
+    model_id: str = Field(min_length=1, max_length=200)
+    input: Input
+    target: StrictInt | StrictStr | None = Field(None, description="null: top-1 class; else a class index or a label")
+    params: dict[str, Any] = Field(default_factory=dict, description="the method's parameters (see /methods)")
+    output: OutputSpec = Field(default_factory=OutputSpec)
+    top_k: int = Field(5, ge=1, le=100, description="predictions reported")
+
+
+class PredictRequest(_Body):
+    input: Input
+    top_k: int = Field(5, ge=1, le=1000)
+
+
+class PatternsRequest(_Body):
+    inputs: list[Input] | None = Field(
+        None, max_length=4096, description="sample inputs of the model's modality; default: the bundle's own "
+        "sample set (`samples` in its manifest; a tabular model's background)")

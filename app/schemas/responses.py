@@ -1,0 +1,196 @@
+"""Response bodies of the HTTP contract (no torch here)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from app.schemas.requests import Input
+
+
+class Prediction(BaseModel):
+    index: int
+    label: str
+    score: float
+
+
+class PredictResponse(BaseModel):
+    model_id: str
+    predictions: list[Prediction]
+
+
+class EncodedArray(BaseModel):
+    shape: list[int]
+    dtype: Literal["float32"]
+    encoding: Literal["base64", "list"]
+    data: str | list[Any]
+
+
+class Explanation(BaseModel):
+    method: str
+    model_id: str
+    target: Prediction
+    predictions: list[Prediction]
+    attribution: EncodedArray | None
+    overlay_png: str | None = Field(None, description="base64 PNG: overlay, or bar chart for tabular models")
+    details: dict[str, Any]
+    timing_ms: dict[str, float]
+
+
+class ModelInfo(BaseModel):
+    id: str = Field(description="the model's id; for a bundle whose manifest does not read, its folder name")
+    modality: Literal["image", "text", "tabular"] | None = Field(description="null only for an unreadable bundle")
+    labels: list[str]
+    input: dict[str, Any]
+    methods: list[str]
+    source: Literal["local", "remote"]
+    device: str
+    loaded: bool
+    description: str = ""
+    status: Literal["ready", "loading", "not_loaded", "error"] = Field(
+        description="`ready` loaded and checked; `loading` at start; `not_loaded` until first use (lazy); "
+        "`error`: it cannot serve (see `error`)")
+    error: str | None = Field(None, description="why the bundle cannot serve (no absolute paths)")
+
+
+class ModelList(BaseModel):
+    models: list[ModelInfo]
+
+
+class MethodInfo(BaseModel):
+    name: str
+    execution: Literal["sync", "async"]
+    modalities: list[str]
+    requires: Literal["gradients", "activations", "predictions"] = Field(
+        description="what the method reads of the model: its gradients, a layer's activations, or only predictions")
+    local_only: bool = Field(description="the method reads the torch module, so it runs only on local models")
+    signed: bool
+    description: str
+    params: dict[str, Any] = Field(description="JSON schema of the method's params")
+
+
+class MethodList(BaseModel):
+    methods: list[MethodInfo]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class Status(BaseModel):
+    status: str
+
+
+class ModelState(BaseModel):
+    status: Literal["ready", "loading", "not_loaded", "error"]
+    error: str | None = None
+
+
+class WorkerState(BaseModel):
+    name: str
+    state: str | None = Field(description="`idle` or `busy`")
+    host: str | None
+    device: str | None
+    job: str | None = Field(description="the job it runs")
+    seen_s_ago: float = Field(description="seconds since its last heartbeat")
+
+
+class QueueState(BaseModel):
+    status: Literal["ok", "unavailable"]
+    depth: int | None = Field(None, description="jobs waiting")
+    error: str | None = None
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not_ready"]
+    reasons: dict[str, Any] | None = Field(None, description="why not ready: queue, workers, models")
+    queue: QueueState
+    workers: list[WorkerState] = Field(description="workers alive (a heartbeat within 15 s)")
+    models: dict[str, ModelState] = Field(description="every bundle, by id (or folder name)")
+
+
+class Sample(BaseModel):
+    """A row of a tabular model's background sample, as an input ready to send."""
+
+    model_id: str
+    index: int
+    count: int = Field(description="rows in the background sample")
+    input: Input
+
+
+class ExampleInfo(BaseModel):
+    name: str
+    kind: Literal["image", "text", "json"]
+    media_type: str
+    url: str
+    bytes: int
+
+
+class ExampleList(BaseModel):
+    examples: list[ExampleInfo]
+
+
+class JobLinks(BaseModel):
+    self: str
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+    status: Literal["queued", "started", "finished", "failed", "canceled"]
+    links: JobLinks
+    joined: bool = Field(False, description="an identical request of the same key was queued or running: this is "
+                         "its job")
+    details: dict[str, Any] | None = Field(None, description="with ?wait and no worker alive: `{\"workers\": 0, "
+                                           "\"hint\"}`")
+
+
+class PatternsResult(BaseModel):
+    model_id: str
+    weights_hash: str = Field(description="SHA-256 of the weights file the patterns belong to")
+    n_samples: int
+    layers: int = Field(description="layers with weights that got patterns")
+    origin: str = Field(description="'request inputs' or 'bundle samples'")
+    stored: bool = Field(description="written to the state folder, where every API and worker process finds them")
+    seconds: float
+
+
+class JobState(BaseModel):
+    job_id: str
+    kind: Literal["explanation", "patterns"] = Field(
+        "explanation", description="an explanation, or the patterns of a model (POST /models/{id}/patterns)")
+    owner: str = Field("anonymous", description="the name of the key that made it")
+    status: Literal["queued", "started", "finished", "failed", "canceled"]
+    progress: float = Field(ge=0, le=1)
+    method: str | None
+    model_id: str | None
+    created_at: str | None
+    started_at: str | None
+    ended_at: str | None
+    attempts: int = Field(description="runs so far, retries after a lost worker included")
+    result: Explanation | PatternsResult | None
+    error: ErrorDetail | None
+
+
+class JobSummary(BaseModel):
+    job_id: str
+    kind: Literal["explanation", "patterns"] = "explanation"
+    owner: str = "anonymous"
+    status: Literal["queued", "started", "finished", "failed", "canceled"]
+    progress: float = Field(ge=0, le=1)
+    method: str | None
+    model_id: str | None
+    created_at: str | None
+    started_at: str | None
+    ended_at: str | None
+
+
+class JobList(BaseModel):
+    jobs: list[JobSummary] = Field(description="the caller's jobs, the most recent first")
+    next_offset: int | None = Field(None, description="the `offset` of the next page; null on the last")

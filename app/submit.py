@@ -1,0 +1,89 @@
+"""Async requests: checked once (manifest and input header, no weights), answered from the cache, joined
+to an identical job in flight, or built into one typed payload and enqueued."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from app.jobs import JobClient
+from app.keys import Caller
+from app.limits import check_jobs
+from explainers.service import Checked, ExplanationService
+from jobqueue import keys
+from jobqueue.cache import ExplanationCache, cache_key, input_hash
+from jobqueue.connection import text
+from jobqueue.contract import ExplanationJob, JobInput, PatternsJob
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A queued (or joined) job, or the explanation itself when the cache had it."""
+
+    job_id: str | None = None
+    result: dict[str, Any] | None = None
+    joined: bool = False
+
+
+def job_input(checked: Checked) -> tuple[JobInput, str]:
+    """The job's input (the image base64-encoded once) and the input's hash."""
+    data = checked.input
+    if "image" in data:
+        return JobInput(image=base64.b64encode(data["image"]).decode("ascii")), input_hash("image", data["image"])
+    if "text" in data:
+        return JobInput(text=data["text"]), input_hash("text", data["text"])
+    return JobInput(features=data["features"]), input_hash("features", data["features"])
+
+
+class Submitter:
+    def __init__(self, explanations: ExplanationService, jobs: JobClient, cache: ExplanationCache | None, *,
+                 cache_async: bool, join_ttl: int) -> None:
+        self.explanations, self.jobs, self.cache = explanations, jobs, cache
+        self.cache_async, self.join_ttl = cache_async, join_ttl
+
+    def key_of(self, checked: Checked, model_id: str, output: Mapping[str, Any], top_k: int,
+               digest: str) -> str:
+        return cache_key(weights=self.explanations.registry.weights_hash(model_id), method=checked.method.name,
+                         params=checked.params.model_dump(mode="json"), target=checked.target,
+                         output=dict(output), top_k=top_k, input_digest=digest)
+
+    def submit(self, caller: Caller, method: str, model_id: str, payload: Mapping[str, Any], *,
+               target: int | str | None, params: Mapping[str, Any] | None, output: Mapping[str, Any],
+               top_k: int) -> Submitted:
+        checked = self.explanations.check(method, model_id, payload, params, target)
+        the_input, digest = job_input(checked)
+        key = self.key_of(checked, model_id, output, top_k, digest)
+        if self.cache_async and self.cache is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                return Submitted(result=hit)
+        inflight = keys.INFLIGHT.format(queue=self.jobs.name, owner=caller.name, key=key)
+        try:
+            running = self.jobs.connection.get(inflight)
+            if running is not None and self.jobs.status_of(text(running)) in ("queued", "started"):
+                return Submitted(job_id=text(running), joined=True)
+        except redis.RedisError as exc:
+            log.warning("could not look for an identical job in flight: %s", exc)
+        check_jobs(self.jobs.connection, self.jobs.name, caller.name, caller.max_jobs)
+        job = ExplanationJob(method=method, model_id=model_id, input=the_input, target=target,
+                             params=checked.params.model_dump(mode="json"), output=dict(output), top_k=top_k,
+                             owner=caller.name, cache_key=key)
+        job_id = self.jobs.submit(job)
+        try:
+            self.jobs.connection.set(inflight, job_id, ex=self.join_ttl)
+        except redis.RedisError as exc:
+            log.warning("could not record the job for joining: %s", exc)
+        return Submitted(job_id=job_id)
+
+    def submit_patterns(self, caller: Caller, model_id: str, inputs: list[dict[str, Any]] | None) -> str:
+        """Check the sample set (the model, each input), then enqueue the patterns job; returns its id."""
+        self.explanations.pattern_samples(model_id, inputs)
+        check_jobs(self.jobs.connection, self.jobs.name, caller.name, caller.max_jobs)
+        return self.jobs.submit(PatternsJob(model_id=model_id, inputs=inputs, owner=caller.name))

@@ -1,0 +1,80 @@
+"""The job contract: what a job carries, typed. The API builds it once and the worker consumes it.
+
+A payload travels as the one JSON argument of an RQ job (`JSONSerializer`: no pickle). Its `kind`
+picks the task that runs it (`TASKS`); nothing else decides what a worker runs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+TASKS: dict[str, str] = {"explanation": "workers.tasks.explain_job", "patterns": "workers.tasks.patterns_job"}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class JobInput(_Frozen):
+    """One input, checked by the API: base64 image bytes, a text, or feature values in the model's order."""
+
+    image: str | None = None
+    text: str | None = None
+    features: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> JobInput:
+        if sum(v is not None for v in (self.image, self.text, self.features)) != 1:
+            raise ValueError("a job input has exactly one of image, text, features")
+        return self
+
+    def as_request(self) -> dict[str, Any]:
+        """The input as the explanation service takes it."""
+        return self.model_dump(exclude_none=True)
+
+
+class ExplanationJob(_Frozen):
+    kind: Literal["explanation"] = "explanation"
+    method: str
+    model_id: str
+    input: JobInput
+    target: int | str | None = None
+    params: dict[str, Any] = Field(description="the method's params as parsed (every default filled in)")
+    output: dict[str, Any] = Field(description="the output options (`explainers.serialize.OutputOptions`)")
+    top_k: int = 5
+    owner: str = "anonymous"
+    cache_key: str | None = Field(None, description="where the worker stores the result in the cache")
+
+    @property
+    def label(self) -> str:
+        return self.method
+
+
+class PatternsJob(_Frozen):
+    kind: Literal["patterns"] = "patterns"
+    model_id: str
+    inputs: list[dict[str, Any]] | None = None
+    owner: str = "anonymous"
+
+    @property
+    def label(self) -> str:
+        return "patterns"
+
+
+JobPayload = Annotated[ExplanationJob | PatternsJob, Field(discriminator="kind")]
+_PAYLOAD: TypeAdapter[ExplanationJob | PatternsJob] = TypeAdapter(JobPayload)
+
+
+def parse_payload(data: Any) -> ExplanationJob | PatternsJob:
+    return _PAYLOAD.validate_python(data)
+
+
+def job_meta(payload: ExplanationJob | PatternsJob) -> dict[str, Any]:
+    """What the job keeps in `job.meta` from the start: enough to list and filter it without its payload."""
+    meta: dict[str, Any] = {"progress": 0.0, "kind": payload.kind, "method": payload.label,
+                            "model_id": payload.model_id, "owner": payload.owner}
+    if isinstance(payload, ExplanationJob):
+        meta["cache_key"] = payload.cache_key
+    return meta
