@@ -115,8 +115,10 @@ class JobClient:
                 error = {"code": "canceled", "message": "canceled by the client", "details": None}
         except redis.RedisError as exc:
             raise _down(exc) from None
+        running = summary["status"] in ("queued", "started")
         return {**summary, "attempts": (self.retries + 1 - (job.retries_left or 0)) if self.retries else 1,
-                "result": result, "error": error}
+                "result": result, "error": error, "eta_s": meta.get("eta_s") if running else None,
+                "error_estimate": meta.get("error_estimate")}
 
     def status_of(self, job_id: str) -> str | None:
         raw = self.connection.hget(f"rq:job:{job_id}", "status")

@@ -117,19 +117,19 @@ class ApiService:
 
     def explain(self, method: str, model_id: str, payload: Mapping[str, Any], *, target: int | str | None = None,
                 params: Mapping[str, Any] | None = None, output: Mapping[str, Any] | None = None,
-                top_k: int = 5) -> dict[str, Any]:
+                top_k: int = 5, region: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """A sync explanation; from the cache when `XAI_CACHE_SYNC` is on and it has it."""
         out = dict(output or {})
         options = OutputOptions.from_dict(out)
         key = None
         if self.settings.cache_sync and self.cache is not None and self.submitter is not None:
             checked = self.explanations.check(method, model_id, payload, params, target)
-            key = self.submitter.key_of(checked, model_id, out, top_k, job_input(checked)[1])
+            key = self.submitter.key_of(checked, model_id, out, top_k, job_input(checked)[1], region)
             hit = self.cache.get(key)
             if hit is not None:
                 return hit
         body = self.explanations.explain(method, model_id, payload, target=target, params=params, output=options,
-                                         top_k=top_k)
+                                         top_k=top_k, region=region)
         body["details"]["cached"] = False
         if key is not None and self.cache is not None:
             self.cache.put(key, body)
@@ -158,11 +158,11 @@ class ApiService:
 
     def submit(self, caller: Caller, method: str, model_id: str, payload: Mapping[str, Any], *,
                target: int | str | None, params: Mapping[str, Any] | None, output: Mapping[str, Any],
-               top_k: int) -> Submitted:
+               top_k: int, region: Mapping[str, Any] | None = None) -> Submitted:
         self.job_client()
         assert self.submitter is not None
         return self.submitter.submit(caller, method, model_id, payload, target=target, params=params,
-                                     output=output, top_k=top_k)
+                                     output=output, top_k=top_k, region=region)
 
     def submit_patterns(self, caller: Caller, model_id: str, inputs: list[dict[str, Any]] | None) -> str:
         self.job_client()

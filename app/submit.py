@@ -14,6 +14,7 @@ import redis
 from app.jobs import JobClient
 from app.keys import Caller
 from app.limits import check_jobs
+from explainers.errors import InvalidInput
 from explainers.service import Checked, ExplanationService
 from jobqueue import keys
 from jobqueue.cache import ExplanationCache, cache_key, input_hash
@@ -49,17 +50,19 @@ class Submitter:
         self.cache_async, self.join_ttl = cache_async, join_ttl
 
     def key_of(self, checked: Checked, model_id: str, output: Mapping[str, Any], top_k: int,
-               digest: str) -> str:
+               digest: str, region: Mapping[str, Any] | None = None) -> str:
         return cache_key(weights=self.explanations.registry.weights_hash(model_id), method=checked.method.name,
                          params=checked.params.model_dump(mode="json"), target=checked.target,
-                         output=dict(output), top_k=top_k, input_digest=digest)
+                         output=dict(output), top_k=top_k, input_digest=digest, region=region)
 
     def submit(self, caller: Caller, method: str, model_id: str, payload: Mapping[str, Any], *,
                target: int | str | None, params: Mapping[str, Any] | None, output: Mapping[str, Any],
-               top_k: int) -> Submitted:
+               top_k: int, region: Mapping[str, Any] | None = None) -> Submitted:
         checked = self.explanations.check(method, model_id, payload, params, target)
+        if region is not None and checked.manifest.image is None:
+            raise InvalidInput("a region (mask or box) applies to image inputs only", code="invalid_region")
         the_input, digest = job_input(checked)
-        key = self.key_of(checked, model_id, output, top_k, digest)
+        key = self.key_of(checked, model_id, output, top_k, digest, region)
         if self.cache_async and self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:
@@ -74,7 +77,7 @@ class Submitter:
         check_jobs(self.jobs.connection, self.jobs.name, caller.name, caller.max_jobs)
         job = ExplanationJob(method=method, model_id=model_id, input=the_input, target=target,
                              params=checked.params.model_dump(mode="json"), output=dict(output), top_k=top_k,
-                             owner=caller.name, cache_key=key)
+                             region=dict(region) if region is not None else None, owner=caller.name, cache_key=key)
         job_id = self.jobs.submit(job)
         try:
             self.jobs.connection.set(inflight, job_id, ex=self.join_ttl)

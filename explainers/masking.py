@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from pydantic import Field
 
-from explainers.base import BudgetExhausted, Context
+from explainers.context import BudgetExhausted, Context
 from explainers.params import BlackBoxParams
 from explainers.types import Modality
 

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from explainers.evaluation.faithfulness import FaithfulnessOptions
 from explainers.render.figure import FigureOptions
 from explainers.render.styles import Style
 from explainers.result import Explanation
@@ -30,12 +31,17 @@ class OutputOptions:
     size: int | None = None
     caption: bool = True
     colorbar: bool = True
+    quality: FaithfulnessOptions | None = None
+    pointing_tolerance: int = 15
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], **overrides: Any) -> OutputOptions:
         """From the request's `output` object (already validated), unknown keys ignored."""
         names = {f.name for f in fields(cls)}
-        return cls(**{**{k: v for k, v in data.items() if k in names}, **overrides})
+        given = {k: v for k, v in data.items() if k in names}
+        if "quality" in given:
+            given["quality"] = FaithfulnessOptions.from_request(given["quality"])
+        return cls(**{**given, **overrides})
 
     def figure(self) -> FigureOptions:
         return FigureOptions(style=self.style, colormap=self.colormap, alpha=self.alpha,

@@ -7,10 +7,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
-from explainers.base import Explainer, Progress, resolve_target
-from explainers.errors import InvalidInput, MethodNotSupported, ModelLoadError
+from explainers.base import Context, Explainer, Progress, resolve_target
+from explainers.errors import InvalidInput, InvalidParams, MethodNotSupported, ModelLoadError
+from explainers.evaluation.agreement import agreement
+from explainers.evaluation.faithfulness import FaithfulnessOptions, evaluations_needed
+from explainers.evaluation.localisation import located
 from explainers.inputs import b64decode, decode_image, parse_features, probe_image, validate_text
 from explainers.methods import all_methods, get_method
 from explainers.models.handle import LocalModel, RawInput
@@ -20,8 +24,9 @@ from explainers.models.registry import ModelRegistry
 from explainers.models.samples import bundle_samples
 from explainers.params import Params, parse_params
 from explainers.pattern_store import compute_patterns, store_patterns
-from explainers.serialize import OutputOptions, render, to_payload
-from explainers.types import Modality
+from explainers.regions import decode_region
+from explainers.serialize import OutputOptions, decode_array, render, to_payload
+from explainers.types import Modality, Prediction
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,7 @@ class Limits:
     max_top_k: int = 100
     max_map_side: int | None = 1024  # long side of maps and pictures of larger images
     max_batch_elements: int | None = 1 << 24  # batch x input size of one forward pass
+    max_sync_quality_evaluations: int = 10_000  # a sync request's faithfulness figures may cost this many
 
 
 @dataclass(frozen=True)
@@ -148,30 +154,114 @@ class ExplanationService:
         return {"features": [float(v) for v in self._features(manifest, payload["features"])]}
 
     def prepare(self, method: str, model_id: str, payload: Mapping[str, Any],
-                params: Mapping[str, Any] | None) -> Prepared:
-        """Every check a request must pass before it runs, with the model loaded and the input decoded."""
+                params: Mapping[str, Any] | None, raw: RawInput | None = None) -> Prepared:
+        """Every check a request must pass before it runs, with the model loaded and the input decoded
+        (`raw`: decoded already)."""
         cls, _ = self._method_for(method, model_id)
         parsed = parse_params(cls.Params, dict(params) if params is not None else None)
         model = self.registry.get(model_id)
-        return Prepared(cls, model, self.decode_input(model, payload), parsed)
+        return Prepared(cls, model, raw if raw is not None else self.decode_input(model, payload), parsed)
 
     def explain(self, method: str, model_id: str, payload: Mapping[str, Any], *, target: int | str | None = None,
                 params: Mapping[str, Any] | None = None, output: OutputOptions | None = None,
-                top_k: int = 5, progress: Progress | None = None) -> dict[str, Any]:
+                top_k: int = 5, progress: Progress | None = None, region: Mapping[str, Any] | None = None,
+                in_job: bool = False, known: tuple[Prediction, list[Prediction]] | None = None,
+                raw: RawInput | None = None) -> dict[str, Any]:
+        """One explanation as the contract's body. `region`: where the object is (localisation figures);
+        `in_job`: a worker runs it (no limit on the faithfulness figures' cost); `known` and `raw`: the
+        target and predictions, and the decoded input, where several methods share them."""
         t0 = time.perf_counter()
-        prepared = self.prepare(method, model_id, payload, params)
+        prepared = self.prepare(method, model_id, payload, params, raw)
+        options = output or OutputOptions()
+        if options.quality is not None and not in_job:
+            self.check_quality_cost(prepared.model, prepared.raw, options.quality)
+        mask = self.region_mask(prepared.model, prepared.raw, region) if region else None
         t1 = time.perf_counter()
         expl = prepared.method().explain(prepared.model, prepared.raw, prepared.params, target=target, top_k=top_k,
                                          progress=progress, max_map_side=self.limits.max_map_side,
-                                         max_batch_elements=self.limits.max_batch_elements)
+                                         max_batch_elements=self.limits.max_batch_elements, known=known,
+                                         quality=options.quality)
+        if mask is not None:
+            expl.details["localisation"] = located(expl.attribution, mask, options.pointing_tolerance)
         t2 = time.perf_counter()
-        options = output or OutputOptions()
         rendered = render(expl, options)
         body = to_payload(expl, rendered, options.attribution)
         t3 = time.perf_counter()
         body["timing_ms"].update({"decode": (t1 - t0) * 1e3, "explain": (t2 - t1) * 1e3,
                                   "render": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3})
         return body
+
+    MAX_METHODS = 8
+
+    def explain_many(self, methods: Sequence[str], model_id: str, payload: Mapping[str, Any], *,
+                     params: Mapping[str, Mapping[str, Any]] | None = None, target: int | str | None = None,
+                     output: OutputOptions | None = None, top_k: int = 5, top_percent: float = 10.0,
+                     region: Mapping[str, Any] | None = None, progress: Progress | None = None,
+                     in_job: bool = False) -> dict[str, Any]:
+        """Several methods on one input: each explanation, and how much their maps agree.
+
+        The target and the predictions come from one forward pass, which every method then shares.
+        """
+        t0 = time.perf_counter()
+        params = params or {}
+        if len(set(methods)) != len(methods) or not 2 <= len(methods) <= self.MAX_METHODS:
+            raise InvalidParams(f"methods: 2 to {self.MAX_METHODS} distinct names", code="invalid_methods")
+        unknown = sorted(set(params) - set(methods))
+        if unknown:
+            raise InvalidParams(f"params for methods not asked for: {unknown}", code="invalid_methods")
+        for name in methods:  # every check first: a bad method or param fails the whole request at once
+            self._method_for(name, model_id)
+            parse_params(get_method(name).Params, dict(params.get(name) or {}))
+        model = self.registry.get(model_id)
+        raw = self.decode_input(model, payload)
+        known = self.known(model, raw, target, top_k)
+        bodies, maps = [], {}
+        for i, name in enumerate(methods):
+            share = (lambda f, i=i: progress(min(1.0, (i + f) / len(methods)))) if progress is not None else None
+            body = self.explain(name, model_id, payload, target=known[0].index, params=params.get(name),
+                                output=output, top_k=top_k, progress=share, region=region, in_job=in_job,
+                                known=known, raw=raw)
+            bodies.append(body)
+            maps[name] = decode_array(body["attribution"]) if body.get("attribution") else None
+        with_maps = {k: v for k, v in maps.items() if v is not None}
+        return {"model_id": model_id, "target": known[0].to_dict(), "predictions": [p.to_dict() for p in known[1]],
+                "explanations": bodies, "agreement": agreement(with_maps, top_percent),
+                "timing_ms": {"total": (time.perf_counter() - t0) * 1e3}}
+
+    def known(self, model: Model, raw: RawInput, target: int | str | None,
+              top_k: int) -> tuple[Prediction, list[Prediction]]:
+        """The target and the top predictions of an input, from one forward pass."""
+        with model.lock:
+            ctx = Context(model, model.prepare(raw), target, Params(), top_k)
+            ctx.target()
+        assert ctx.target_prediction is not None
+        return ctx.target_prediction, ctx.predictions
+
+    def check_quality_cost(self, model: Model, raw: RawInput, quality: FaithfulnessOptions) -> None:
+        """A sync request whose faithfulness figures would cost more than the limit is a 422 (run it as a job)."""
+        manifest, rows = model.manifest, 1
+        if manifest.image is not None:
+            n = manifest.image.size[0] * manifest.image.size[1]
+        elif manifest.text is not None:
+            assert raw.text is not None and model.tokenizer is not None
+            n = len(model.tokenizer.tokenize(raw.text))
+        else:
+            n = len(model.feature_names)
+            rows = min(quality.n_background, len(model.background) if model.background is not None else 1)
+        cost = evaluations_needed(n, quality, rows)
+        if cost > self.limits.max_sync_quality_evaluations:
+            raise InvalidParams(f"the faithfulness figures would cost {cost} model evaluations, more than the "
+                                f"{self.limits.max_sync_quality_evaluations} a synchronous request may spend: "
+                                "send the request with ?async=true to run it as a job, or ask for fewer steps",
+                                code="quality_too_costly",
+                                details={"evaluations": cost, "limit": self.limits.max_sync_quality_evaluations,
+                                         "hint": "?async=true"})
+
+    def region_mask(self, model: Model, raw: RawInput, region: Mapping[str, Any]) -> np.ndarray:
+        """The region of an image request as a mask of the image as sent."""
+        if raw.image is None:
+            raise InvalidInput("a region (mask or box) applies to image inputs only", code="invalid_region")
+        return decode_region(region, raw.image.shape[:2], max_pixels=self.limits.max_image_pixels)
 
     # -- model-level jobs -------------------------------------------------------------------------
     MAX_SAMPLES = 4096

@@ -35,9 +35,13 @@ def input_hash(kind: str, value: bytes | str | list[float]) -> str:
 
 
 def cache_key(*, weights: str, method: str, params: Mapping[str, Any], target: int | str | None,
-              output: Mapping[str, Any], top_k: int, input_digest: str) -> str:
-    material = json.dumps({"weights": weights, "method": method, "params": params, "target": target,
-                           "output": output, "top_k": top_k, "input": input_digest}, sort_keys=True)
+              output: Mapping[str, Any], top_k: int, input_digest: str,
+              region: Mapping[str, Any] | None = None) -> str:
+    parts = {"weights": weights, "method": method, "params": params, "target": target, "output": output,
+             "top_k": top_k, "input": input_digest}
+    if region is not None:  # the localisation figures depend on it
+        parts["region"] = region
+    material = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(material.encode()).hexdigest()
 
 

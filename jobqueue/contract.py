@@ -44,6 +44,7 @@ class ExplanationJob(_Frozen):
     params: dict[str, Any] = Field(description="the method's params as parsed (every default filled in)")
     output: dict[str, Any] = Field(description="the output options (`explainers.serialize.OutputOptions`)")
     top_k: int = 5
+    region: dict[str, Any] | None = Field(None, description="where the object is (localisation figures)")
     owner: str = "anonymous"
     cache_key: str | None = Field(None, description="where the worker stores the result in the cache")
 

@@ -29,6 +29,9 @@ class SharedSettings(BaseSettings):
                               "larger images are computed (`details.scale` says by how much they were shrunk)")
     max_batch_elements: int = Field(1 << 24, ge=1 << 12, le=1 << 32, description="most numbers of model input in "
                                     "one forward pass (batch x input size): larger batches are split")
+    max_sync_quality_evaluations: int = Field(
+        10_000, ge=0, le=100_000_000, description="most model evaluations the faithfulness figures "
+        "(output.quality) of a synchronous request may cost; beyond, a 422 says to send it with ?async=true")
     max_result_bytes: int = Field(32 * 2**20, ge=1 << 16, le=2**31, description="largest explanation body the "
                                   "API sends or a job stores")
 

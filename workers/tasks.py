@@ -72,13 +72,16 @@ class JobProgress:
     A Redis that stops answering mid-job does not stop the job: progress is skipped until it is back.
     """
 
+    wants_error = True  # the method's current error estimate comes with the fraction, where it has one
+
     def __init__(self, job: Job, interval: float = 0.25) -> None:
         self.job = job
         self.interval = interval
         self._last = 0.0
+        self._start = time.monotonic()
         self._cancel_key = cancel_key(job.id)
 
-    def __call__(self, fraction: float) -> None:
+    def __call__(self, fraction: float, error: float | None = None) -> None:
         if shutdown.is_set():
             raise WorkerShutdown()
         now = time.monotonic()
@@ -88,7 +91,11 @@ class JobProgress:
         try:
             if self.job.connection.exists(self._cancel_key):
                 raise JobCanceled()
-            self.job.meta["progress"] = round(max(float(self.job.meta.get("progress", 0.0)), min(fraction, 1.0)), 4)
+            done = max(float(self.job.meta.get("progress", 0.0)), min(fraction, 1.0))
+            self.job.meta["progress"] = round(done, 4)
+            self.job.meta["eta_s"] = round((now - self._start) * (1 - done) / done, 1) if done > 0 else None
+            if error is not None:
+                self.job.meta["error_estimate"] = round(float(error), 6)
             self.job.save_meta()
         except redis.RedisError as exc:
             log.warning("job %s: progress not saved, Redis does not answer: %s", self.job.id, exc)
@@ -137,7 +144,7 @@ def explain_job(payload: dict[str, Any]) -> dict[str, Any]:
     try:
         result = _run(job, lambda progress: service().explain(
             spec.method, spec.model_id, spec.input.as_request(), target=spec.target, params=spec.params,
-            output=options, top_k=spec.top_k, progress=progress))
+            output=options, top_k=spec.top_k, progress=progress, region=spec.region, in_job=True))
         evaluations = int(result["details"].get("model_evaluations", 0))
         result["details"]["cached"] = False
         size = len(json.dumps(result, separators=(",", ":")))

@@ -9,7 +9,7 @@ import time
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -24,6 +24,8 @@ from explainers.errors import InvalidInput, ServiceError
 router = APIRouter(tags=["explain"])
 log = logging.getLogger("app.explain")
 DECIMAL = re.compile(r"^-?[0-9]{1,18}$")  # a plain decimal integer, ASCII digits only
+ASYNC_QUERY = Query(False, alias="async", description="run the method as a job even if it is synchronous "
+                    "(202 and a job to poll): for costly faithfulness figures or a long request")
 
 _MULTIPART_SCHEMA = {
     "type": "object",
@@ -102,23 +104,25 @@ async def _from_multipart(request: Request, max_bytes: int) -> tuple[ExplainRequ
              responses={**ERROR_RESPONSES, 202: {"model": JobAccepted, "description": "an async method's job"}},
              openapi_extra=_BODY)
 async def explain(method: str, request: Request, service: ServiceDep, settings: SettingsDep, caller: ExplainCaller,
-                  metrics: MetricsDep, wait: float | None = WAIT_QUERY) -> Any:
-    """Explain one input. Sync methods answer 200 with the explanation; async ones 202 with a job
-    (or 200 with the explanation when the cache has it)."""
+                  metrics: MetricsDep, wait: float | None = WAIT_QUERY, as_job: bool = ASYNC_QUERY) -> Any:
+    """Explain one input. Sync methods answer 200 with the explanation; async ones (and any method with
+    `?async=true`) 202 with a job (or 200 with the explanation when the cache has it)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         body, image = await _from_multipart(request, settings.max_body_bytes)
         payload: dict[str, Any] = {"image": image}
     elif content_type in ("application/json", ""):
         body = _validate(_loads(await request.body(), "the request body"))
-        payload = body.input.model_dump(exclude_none=True)
+        payload = body.input.payload()
     else:
         raise UnsupportedMediaType(f"content type {content_type[:100]!r} is not accepted; "
                                    "send application/json or multipart/form-data")
     output = body.output.model_dump()
-    if service.execution(method) == "async":
+    region = body.input.region()
+    if as_job or service.execution(method) == "async":
         submitted = await run_in_threadpool(service.submit, caller, method, body.model_id, payload,
-                                            target=body.target, params=body.params, output=output, top_k=body.top_k)
+                                            target=body.target, params=body.params, output=output, top_k=body.top_k,
+                                            region=region)
         if submitted.result is not None:
             return sized(submitted.result, settings.max_result_bytes)
         assert submitted.job_id is not None
@@ -128,7 +132,7 @@ async def explain(method: str, request: Request, service: ServiceDep, settings: 
     result: dict[str, Any] | None = None
     try:
         result = await run_in_threadpool(service.explain, method, body.model_id, payload, target=body.target,
-                                         params=body.params, output=output, top_k=body.top_k)
+                                         params=body.params, output=output, top_k=body.top_k, region=region)
         evaluations = int(result.get("details", {}).get("model_evaluations", 0))
         return sized(result, settings.max_result_bytes)
     except ServiceError as exc:

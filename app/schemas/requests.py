@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictInt, StrictStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, StrictInt, StrictStr, model_validator
 from pydantic_core import PydanticCustomError
 
 from explainers.render.colormaps import COLORMAPS
@@ -57,7 +57,7 @@ class _Body(BaseModel):
 def _one_of_schema(schema: dict[str, Any]) -> None:
     """The JSON schema of Input: each kind non-null, exactly one of them present."""
     props = schema["properties"]
-    for name in ("image", "text", "features"):
+    for name in props:
         variants = [v for v in props[name].pop("anyOf", []) if v.get("type") != "null"]
         if len(variants) == 1:
             props[name].update(variants[0])
@@ -83,7 +83,7 @@ class Input(_Body):
     @model_validator(mode="before")
     @classmethod
     def _no_nulls(cls, data: Any) -> Any:
-        if isinstance(data, dict) and any(data.get(k, 0) is None for k in ("image", "text", "features")):
+        if isinstance(data, dict) and any(v is None for v in data.values()):
             raise ValueError("input values may not be null: send exactly one of 'image', 'text' or 'features'")
         return data
 
@@ -93,6 +93,62 @@ class Input(_Body):
         if len(given) != 1:
             raise ValueError("input needs exactly one of 'image', 'text' or 'features'")
         return self
+
+
+def _explain_input_schema(schema: dict[str, Any]) -> None:
+    """ExplainInput's schema: Input's, with `box` or `mask` allowed beside the one input."""
+    _one_of_schema(schema)
+    schema["maxProperties"] = 2
+
+
+class ExplainInput(Input):
+    """The input to explain: exactly one of image, text or features, and for an image at most one of `box`
+    and `mask`, where the object is (adds details.localisation: the pointing game, the shares of positive
+    mass and of energy inside it)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_explain_input_schema)
+
+    box: list[float] | None = Field(None, min_length=4, max_length=4, description="where the object is: "
+                                    "[x0, y0, x1, y1] in pixels of the image as sent, right and bottom edges "
+                                    "excluded")
+    mask: str | dict[str, Any] | None = Field(
+        None, description="where the object is: a base64 PNG the image's size (not black = inside), or an "
+        "uncompressed RLE {\"size\": [height, width], \"counts\": [...]}: runs of outside and inside pixels, "
+        "starting outside, column-major (COCO's order)")
+
+    @model_validator(mode="after")
+    def _one_region(self) -> ExplainInput:
+        if self.box is not None and self.mask is not None:
+            raise ValueError("an input has at most one of 'box' and 'mask'")
+        return self
+
+    def payload(self) -> dict[str, Any]:
+        """The input itself, without its region."""
+        return self.model_dump(exclude_none=True, exclude={"box", "mask"})
+
+    def region(self) -> dict[str, Any] | None:
+        """The region as `{"box": ...}` or `{"mask": ...}`, or None."""
+        if self.box is not None:
+            return {"box": self.box}
+        return {"mask": self.mask} if self.mask is not None else None
+
+
+Metric = Literal["deletion", "insertion", "morf", "lerf"]
+Fill = Literal["zero", "black", "white", "blur", "mean"]
+ALL_METRICS: tuple[Metric, ...] = ("deletion", "insertion", "morf", "lerf")
+
+
+class QualitySpec(_Body):
+    """The faithfulness figures, with their options."""
+
+    metrics: list[Metric] = Field(default_factory=lambda: list(ALL_METRICS), min_length=1, max_length=4,
+                                  description="which figures")
+    steps: int = Field(16, ge=2, le=256, description="features are removed (inserted) in this many equal steps")
+    fill: Fill = Field("zero", description="images: what a deleted pixel shows")
+    insertion_start: Fill = Field("blur", description="images: what insertion starts from")
+    random_reference: bool = Field(True, description="the same figures for a random map, as the reference point")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the random map and the background subsample")
+    n_background: int = Field(50, ge=1, le=1000, description="tabular: background rows a removed feature takes")
 
 
 class OutputSpec(_Body):
@@ -114,6 +170,11 @@ class OutputSpec(_Body):
     colorbar: bool = Field(True, description="image models: a colour bar with the value range (and for signed "
                            "maps what each sign means)")
     attribution: Literal["base64", "list", "none"] = "base64"
+    quality: StrictBool | list[Metric] | QualitySpec = Field(
+        False, description="add details.quality: deletion and insertion AUC (Petsiuk et al. 2018), MoRF and LeRF "
+        "AOPC (Samek et al. 2016) and the same for a random map; true for all, a list of names, or the options")
+    pointing_tolerance: int = Field(15, ge=0, le=1000, description="with a region: px the map's maximum may lie "
+                                    "outside it and still hit (the pointing game)")
 
     @model_validator(mode="after")
     def _known_colormap(self) -> OutputSpec:
@@ -124,7 +185,7 @@ class OutputSpec(_Body):
 
 class ExplainRequest(_Body):
     model_id: str = Field(min_length=1, max_length=200)
-    input: Input
+    input: ExplainInput
     target: StrictInt | StrictStr | None = Field(None, description="null: top-1 class; else a class index or a label")
     params: dict[str, Any] = Field(default_factory=dict, description="the method's parameters (see /methods)")
     output: OutputSpec = Field(default_factory=OutputSpec)

@@ -176,6 +176,10 @@ class JobState(BaseModel):
     attempts: int = Field(description="runs so far, retries after a lost worker included")
     result: Explanation | PatternsResult | None
     error: ErrorDetail | None
+    eta_s: float | None = Field(None, description="while it runs: seconds left, from its progress so far")
+    error_estimate: float | None = Field(
+        None, description="sampling methods: their current error estimate (RISE: the map's noise over its spread; "
+        "KernelSHAP: the largest standard error)")
 
 
 class JobSummary(BaseModel):

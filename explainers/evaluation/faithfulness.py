@@ -16,12 +16,12 @@ evaluations count in `details.model_evaluations`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
-from explainers.base import Context
+from explainers.context import Context
 from explainers.masking import Masker, PixelFill, TabularFeatures, Tokens, compose_pixels, pixel_fill
 from explainers.types import Modality
 
@@ -38,6 +38,22 @@ class FaithfulnessOptions:
     random_reference: bool = True
     seed: int = 0
     n_background: int = 50  # tabular: background rows a removed feature takes
+
+
+    @classmethod
+    def from_request(cls, value: Any) -> FaithfulnessOptions | None:
+        """`output.quality` as sent: false/null (none), true (every figure), a list of metric names, or an
+        object with `metrics`, `steps`, `fill`, `insertion_start`, `random_reference`, `seed`, `n_background`."""
+        if value is None or value is False:
+            return None
+        if value is True:
+            return cls()
+        if isinstance(value, (list, tuple)):
+            return cls(metrics=tuple(value))
+        data = dict(value)
+        if "metrics" in data:
+            data["metrics"] = tuple(data["metrics"])
+        return cls(**data)
 
 
 class Pixels(Masker):
@@ -109,8 +125,20 @@ def evaluations_needed(n_features: int, options: FaithfulnessOptions, rows_per_m
     return (steps + 1) * curves_needed(options) * rows_per_mask
 
 
+def model_sized(ctx: Context, values: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A method's map at the model input's resolution (a CAM's low resolution resized), as numpy."""
+    if ctx.model.modality is Modality.IMAGE:
+        t = torch.as_tensor(np.asarray(values) if isinstance(values, np.ndarray) else values.detach()).float()
+        size = tuple(ctx.x.shape[-2:])
+        if tuple(t.shape) != size:
+            t = torch.nn.functional.interpolate(t[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
+        return t.cpu().numpy()
+    return np.asarray(values.detach().float().cpu() if isinstance(values, torch.Tensor) else values)
+
+
 def faithfulness(ctx: Context, attribution: np.ndarray, options: FaithfulnessOptions) -> dict[str, object]:
     """The requested figures of a map given at the model's input resolution, and of a random map."""
+    ctx.max_evaluations, ctx.deadline = None, None  # the method's budget is not the figures'
     deleting = masker_for(ctx, options.fill, options)
     inserting = masker_for(ctx, options.insertion_start, options) if "insertion" in options.metrics else None
     steps = min(options.steps, deleting.n_features)
@@ -121,16 +149,16 @@ def faithfulness(ctx: Context, attribution: np.ndarray, options: FaithfulnessOpt
     for which, order in orders.items():
         figures: dict[str, float] = {}
         if {"deletion", "morf"} & set(options.metrics):
-            curve = deleting.value(ctx, step_masks(order, steps, insert=False), ctx.batch_size)
+            curve = deleting.value(ctx, step_masks(order, steps, insert=False), ctx.batch_size, kind="probabilities")
             if "deletion" in options.metrics:
                 figures["deletion_auc"] = auc(curve)
             if "morf" in options.metrics:
                 figures["morf_aopc"] = aopc(curve)
         if "lerf" in options.metrics and which == "map":  # a random order has no least-relevant end
             figures["lerf_aopc"] = aopc(deleting.value(ctx, step_masks(order[::-1], steps, insert=False),
-                                                       ctx.batch_size))
+                                                       ctx.batch_size, kind="probabilities"))
         if inserting is not None:
             figures["insertion_auc"] = auc(inserting.value(ctx, step_masks(order, steps, insert=True),
-                                                           ctx.batch_size))
+                                                           ctx.batch_size, kind="probabilities"))
         out[which] = figures
     return out

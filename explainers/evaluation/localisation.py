@@ -24,6 +24,19 @@ def box_mask(box: tuple[float, float, float, float], shape: tuple[int, int]) -> 
     return mask
 
 
+def located(attribution: np.ndarray, region: np.ndarray, tolerance: int = 15) -> dict[str, float | bool]:
+    """The figures of a map against a region of the image as sent: where the map is smaller (an image over
+    the map size limit), the region is brought to its size (a map pixel is inside when any image pixel it
+    covers is) and the tolerance scaled with it."""
+    if region.shape != attribution.shape:
+        ys, xs = np.nonzero(region)
+        small = np.zeros(attribution.shape, dtype=bool)
+        small[(ys * attribution.shape[0] // region.shape[0]), (xs * attribution.shape[1] // region.shape[1])] = True
+        tolerance = int(round(tolerance * attribution.shape[0] / region.shape[0]))
+        region = small
+    return localisation(attribution, region, tolerance)
+
+
 def localisation(attribution: np.ndarray, region: np.ndarray, tolerance: int = 15) -> dict[str, float | bool]:
     """The three figures of a map [H, W] against a region mask of the same shape."""
     a = np.asarray(attribution, dtype=np.float64)

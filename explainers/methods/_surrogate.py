@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from explainers.base import Context
+from explainers.context import Context
 from explainers.masking import Masker
 
 
