@@ -23,7 +23,7 @@ from rq.serializers import JSONSerializer
 from explainers.errors import ServiceError
 from jobqueue import heartbeat, keys
 from jobqueue.connection import QueueUnavailable, text
-from jobqueue.contract import TASKS, ExplanationJob, PatternsJob, job_meta
+from jobqueue.contract import TASKS, Payload, job_meta
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class JobClient:
         except redis.RedisError as exc:
             raise _down(exc) from None
 
-    def submit(self, payload: ExplanationJob | PatternsJob) -> str:
+    def submit(self, payload: Payload) -> str:
         """Enqueue a typed payload (serialized here, once); returns the job's id."""
         job_id = uuid.uuid4().hex
         try:

@@ -169,6 +169,31 @@ class ApiService:
         assert self.submitter is not None
         return self.submitter.submit_patterns(caller, model_id, inputs)
 
+    def explain_many(self, methods: list[str], model_id: str, payload: Mapping[str, Any], *,
+                     target: int | str | None, params: Mapping[str, Mapping[str, Any]], output: Mapping[str, Any],
+                     top_k: int, top_percent: float, region: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return self.explanations.explain_many(methods, model_id, payload, params=params, target=target,
+                                              output=OutputOptions.from_dict(output), top_k=top_k,
+                                              top_percent=top_percent, region=region)
+
+    def submit_multi(self, caller: Caller, methods: list[str], model_id: str, payload: Mapping[str, Any], *,
+                     target: int | str | None, params: Mapping[str, Mapping[str, Any]], output: Mapping[str, Any],
+                     top_k: int, top_percent: float, region: Mapping[str, Any] | None = None) -> str:
+        self.job_client()
+        assert self.submitter is not None
+        return self.submitter.submit_multi(caller, methods, model_id, payload, target=target, params=params,
+                                           output=output, top_k=top_k, top_percent=top_percent, region=region)
+
+    def submit_sanity(self, caller: Caller, model_id: str, body: Mapping[str, Any]) -> str:
+        self.job_client()
+        assert self.submitter is not None
+        return self.submitter.submit_sanity(caller, model_id, body)
+
+    def submit_evaluation(self, caller: Caller, model_id: str, body: Mapping[str, Any]) -> str:
+        self.job_client()
+        assert self.submitter is not None
+        return self.submitter.submit_evaluation(caller, model_id, body)
+
     def workers_alive(self) -> int:
         try:
             return len(self.job_client().workers())

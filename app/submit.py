@@ -19,7 +19,7 @@ from explainers.service import Checked, ExplanationService
 from jobqueue import keys
 from jobqueue.cache import ExplanationCache, cache_key, input_hash
 from jobqueue.connection import text
-from jobqueue.contract import ExplanationJob, JobInput, PatternsJob
+from jobqueue.contract import EvaluationJob, ExplanationJob, JobInput, MultiExplanationJob, PatternsJob, SanityJob
 
 log = logging.getLogger(__name__)
 
@@ -90,3 +90,37 @@ class Submitter:
         self.explanations.pattern_samples(model_id, inputs)
         check_jobs(self.jobs.connection, self.jobs.name, caller.name, caller.max_jobs)
         return self.jobs.submit(PatternsJob(model_id=model_id, inputs=inputs, owner=caller.name))
+
+    def submit_multi(self, caller: Caller, methods: list[str], model_id: str, payload: Mapping[str, Any], *,
+                     target: int | str | None, params: Mapping[str, Mapping[str, Any]], output: Mapping[str, Any],
+                     top_k: int, top_percent: float, region: Mapping[str, Any] | None = None) -> str:
+        """Check every method and the input, then enqueue one job that runs them all; returns its id."""
+        self.explanations.check_methods(methods, params)
+        checked = [self.explanations.check(m, model_id, payload, params.get(m), target) for m in methods]
+        if region is not None and checked[0].manifest.image is None:
+            raise InvalidInput("a region (mask or box) applies to image inputs only", code="invalid_region")
+        check_jobs(self.jobs.connection, self.jobs.name, caller.name, caller.max_jobs)
+        return self.jobs.submit(MultiExplanationJob(
+            methods=methods, model_id=model_id, input=job_input(checked[0])[0], target=target,
+            params={m: c.params.model_dump(mode="json") for m, c in zip(methods, checked)}, output=dict(output),
+            top_k=top_k, top_percent=top_percent, region=dict(region) if region is not None else None,
+            owner=caller.name))
+
+    def submit_sanity(self, caller: Caller, model_id: str, body: Mapping[str, Any]) -> str:
+        """Check the methods, their params and the inputs, then enqueue the sanity check."""
+        methods = self.explanations.studies.check_sanity(model_id, body.get("methods"), body.get("params"),
+                                                         body.get("inputs"))
+        check_jobs(self.jobs.connection, self.jobs.name, caller.name, caller.max_jobs)
+        return self.jobs.submit(SanityJob(model_id=model_id, methods=methods, params=dict(body.get("params") or {}),
+                                          inputs=body.get("inputs"), n_inputs=body.get("n_inputs", 4),
+                                          stages=body.get("stages", 8), seed=body.get("seed", 0), owner=caller.name))
+
+    def submit_evaluation(self, caller: Caller, model_id: str, body: Mapping[str, Any]) -> str:
+        """Check the methods, their params and the inputs, then enqueue the evaluation."""
+        methods = self.explanations.studies.check_evaluation(model_id, body.get("methods"), body.get("params"),
+                                                             body.get("inputs"))
+        check_jobs(self.jobs.connection, self.jobs.name, caller.name, caller.max_jobs)
+        return self.jobs.submit(EvaluationJob(
+            model_id=model_id, methods=methods, params=dict(body.get("params") or {}), inputs=body.get("inputs"),
+            n_inputs=body.get("n_inputs", 16), quality=dict(body.get("quality") or {}),
+            pointing_tolerance=body.get("pointing_tolerance", 15), owner=caller.name))

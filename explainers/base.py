@@ -98,8 +98,11 @@ class Explainer(Generic[P]):
                                     "raise max_evaluations or time_budget_s", code="budget_too_small",
                                     details={"model_evaluations": ctx.evaluations}) from None
             ctx.target()
+            t2, spent = time.perf_counter(), ctx.evaluations
             figures = None if quality is None else faithfulness(ctx, model_sized(ctx, result.values), quality)
-            t2 = time.perf_counter()
+            if figures is not None:
+                figures["model_evaluations"] = ctx.evaluations - spent
+            t3 = time.perf_counter()
         values = result.values
         if isinstance(values, torch.Tensor):
             values = values.detach()
@@ -129,7 +132,8 @@ class Explainer(Generic[P]):
             method=self.name, model_id=model.id, modality=model.modality, attribution=attribution,
             target=ctx.target_prediction, predictions=ctx.predictions,
             signed=self.signed if result.signed is None else result.signed, details=details,
-            timing_ms={"prepare": (t1 - t0) * 1e3, "attribute": (t2 - t1) * 1e3},
+            timing_ms={"prepare": (t1 - t0) * 1e3, "attribute": (t2 - t1) * 1e3,
+                       **({"quality": (t3 - t2) * 1e3} if figures is not None else {})},
             image=inputs.image, tokens=inputs.tokens or None, unknown_tokens=inputs.unknown_tokens or None,
             feature_names=model.feature_names if model.modality is Modality.TABULAR else None,
             feature_values=None if inputs.features is None else [float(v) for v in inputs.features])

@@ -88,6 +88,8 @@ class Context:
         return name, self.local.layer(name)
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """The model on a batch, counted in `evaluations` (a gradient method's forward-backward passes)."""
+        self.evaluations += int(batch.shape[0])
         return self.inputs.forward(batch)
 
     def observe(self, outputs: torch.Tensor) -> int:
@@ -110,8 +112,8 @@ class Context:
     def target(self) -> int:
         """The target class, running one inference forward if no method pass has observed it yet."""
         if self._target is None:
-            with torch.inference_mode():
-                self.observe(self.forward(self.x))
+            with torch.inference_mode():  # not counted: a method that makes no pass of its own made none
+                self.observe(self.inputs.forward(self.x))
         assert self._target is not None
         return self._target
 

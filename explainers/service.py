@@ -26,6 +26,7 @@ from explainers.params import Params, parse_params
 from explainers.pattern_store import compute_patterns, store_patterns
 from explainers.regions import decode_region
 from explainers.serialize import OutputOptions, decode_array, render, to_payload
+from explainers.studies import Studies
 from explainers.types import Modality, Prediction
 
 
@@ -68,13 +69,15 @@ class ExplanationService:
     def __init__(self, registry: ModelRegistry, limits: Limits | None = None) -> None:
         self.registry = registry
         self.limits = limits or Limits()
+        self.studies = Studies(self)
 
     # -- discovery ------------------------------------------------------------------------------
     def methods_info(self) -> list[dict[str, Any]]:
+        verdicts = self.studies.verdicts()
         return [{"name": name, "execution": cls.execution.value,
                  "modalities": sorted(m.value for m in cls.modalities), "requires": cls.requires.value,
                  "local_only": cls.needs_module, "signed": cls.signed, "description": cls.summary(),
-                 "params": cls.Params.model_json_schema()}
+                 "params": cls.Params.model_json_schema(), "sanity": verdicts.get(name, {})}
                 for name, cls in all_methods().items()]
 
     def methods_for(self, manifest: Manifest) -> list[str]:
@@ -119,7 +122,7 @@ class ExplanationService:
             return RawInput(text=validate_text(payload["text"], max_chars=self.limits.max_text_chars))
         return RawInput(features=self._features(model.manifest, payload["features"]))
 
-    def _method_for(self, method: str, model_id: str) -> tuple[type[Explainer[Any]], Manifest]:
+    def method_for(self, method: str, model_id: str) -> tuple[type[Explainer[Any]], Manifest]:
         cls = get_method(method)
         manifest = self.registry.manifest(model_id)
         refusal = cls.refusal(manifest)
@@ -136,7 +139,7 @@ class ExplanationService:
     def check(self, method: str, model_id: str, payload: Mapping[str, Any], params: Mapping[str, Any] | None,
               target: int | str | None) -> Checked:
         """Every check a queued request must pass, from the manifest and the input's header: no weights load."""
-        cls, manifest = self._method_for(method, model_id)
+        cls, manifest = self.method_for(method, model_id)
         parsed = parse_params(cls.Params, dict(params) if params is not None else None)
         if target is not None:
             resolve_target(target, manifest.labels, 0)
@@ -157,7 +160,7 @@ class ExplanationService:
                 params: Mapping[str, Any] | None, raw: RawInput | None = None) -> Prepared:
         """Every check a request must pass before it runs, with the model loaded and the input decoded
         (`raw`: decoded already)."""
-        cls, _ = self._method_for(method, model_id)
+        cls, _ = self.method_for(method, model_id)
         parsed = parse_params(cls.Params, dict(params) if params is not None else None)
         model = self.registry.get(model_id)
         return Prepared(cls, model, raw if raw is not None else self.decode_input(model, payload), parsed)
@@ -204,13 +207,9 @@ class ExplanationService:
         """
         t0 = time.perf_counter()
         params = params or {}
-        if len(set(methods)) != len(methods) or not 2 <= len(methods) <= self.MAX_METHODS:
-            raise InvalidParams(f"methods: 2 to {self.MAX_METHODS} distinct names", code="invalid_methods")
-        unknown = sorted(set(params) - set(methods))
-        if unknown:
-            raise InvalidParams(f"params for methods not asked for: {unknown}", code="invalid_methods")
+        self.check_methods(methods, params)
         for name in methods:  # every check first: a bad method or param fails the whole request at once
-            self._method_for(name, model_id)
+            self.method_for(name, model_id)
             parse_params(get_method(name).Params, dict(params.get(name) or {}))
         model = self.registry.get(model_id)
         raw = self.decode_input(model, payload)
@@ -227,6 +226,16 @@ class ExplanationService:
         return {"model_id": model_id, "target": known[0].to_dict(), "predictions": [p.to_dict() for p in known[1]],
                 "explanations": bodies, "agreement": agreement(with_maps, top_percent),
                 "timing_ms": {"total": (time.perf_counter() - t0) * 1e3}}
+
+    def check_methods(self, methods: Sequence[str], params: Mapping[str, Any]) -> None:
+        """A multi-method request's list: 2 to MAX_METHODS distinct names, params only for those."""
+        if len(set(methods)) != len(methods) or not 2 <= len(methods) <= self.MAX_METHODS:
+            raise InvalidParams(f"methods: 2 to {self.MAX_METHODS} distinct names", code="invalid_methods")
+        unknown = sorted(set(params) - set(methods))
+        if unknown:
+            raise InvalidParams(f"params for methods not asked for: {unknown}", code="invalid_methods")
+        for name in methods:
+            get_method(name)
 
     def known(self, model: Model, raw: RawInput, target: int | str | None,
               top_k: int) -> tuple[Prediction, list[Prediction]]:

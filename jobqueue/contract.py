@@ -10,7 +10,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-TASKS: dict[str, str] = {"explanation": "workers.tasks.explain_job", "patterns": "workers.tasks.patterns_job"}
+TASKS: dict[str, str] = {"explanation": "workers.tasks.explain_job", "patterns": "workers.tasks.patterns_job",
+                         "multi": "workers.tasks.multi_job", "sanity": "workers.tasks.sanity_job",
+                         "evaluation": "workers.tasks.evaluation_job"}
 
 
 class _Frozen(BaseModel):
@@ -64,15 +66,72 @@ class PatternsJob(_Frozen):
         return "patterns"
 
 
-JobPayload = Annotated[ExplanationJob | PatternsJob, Field(discriminator="kind")]
-_PAYLOAD: TypeAdapter[ExplanationJob | PatternsJob] = TypeAdapter(JobPayload)
+class MultiExplanationJob(_Frozen):
+    """Several methods on one input, with their agreement."""
+
+    kind: Literal["multi"] = "multi"
+    methods: list[str]
+    model_id: str
+    input: JobInput
+    target: int | str | None = None
+    params: dict[str, dict[str, Any]] = Field(description="each method's params as parsed")
+    output: dict[str, Any]
+    top_k: int = 5
+    top_percent: float = 10.0
+    region: dict[str, Any] | None = None
+    owner: str = "anonymous"
+
+    @property
+    def label(self) -> str:
+        return "+".join(self.methods)
 
 
-def parse_payload(data: Any) -> ExplanationJob | PatternsJob:
+class SanityJob(_Frozen):
+    """The cascading randomisation test of methods on a model."""
+
+    kind: Literal["sanity"] = "sanity"
+    model_id: str
+    methods: list[str]
+    params: dict[str, dict[str, Any]]
+    inputs: list[dict[str, Any]] | None = None
+    n_inputs: int = 4
+    stages: int = 8
+    seed: int = 0
+    owner: str = "anonymous"
+
+    @property
+    def label(self) -> str:
+        return "sanity"
+
+
+class EvaluationJob(_Frozen):
+    """The faithfulness and localisation table of methods over a sample set."""
+
+    kind: Literal["evaluation"] = "evaluation"
+    model_id: str
+    methods: list[str]
+    params: dict[str, dict[str, Any]]
+    inputs: list[dict[str, Any]] | None = None
+    n_inputs: int = 16
+    quality: dict[str, Any] = Field(default_factory=dict)
+    pointing_tolerance: int = 15
+    owner: str = "anonymous"
+
+    @property
+    def label(self) -> str:
+        return "evaluation"
+
+
+Payload = ExplanationJob | PatternsJob | MultiExplanationJob | SanityJob | EvaluationJob
+JobPayload = Annotated[Payload, Field(discriminator="kind")]
+_PAYLOAD: TypeAdapter[Payload] = TypeAdapter(JobPayload)
+
+
+def parse_payload(data: Any) -> Payload:
     return _PAYLOAD.validate_python(data)
 
 
-def job_meta(payload: ExplanationJob | PatternsJob) -> dict[str, Any]:
+def job_meta(payload: Payload) -> dict[str, Any]:
     """What the job keeps in `job.meta` from the start: enough to list and filter it without its payload."""
     meta: dict[str, Any] = {"progress": 0.0, "kind": payload.kind, "method": payload.label,
                             "model_id": payload.model_id, "owner": payload.owner}

@@ -17,11 +17,19 @@ from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
 from explainers.errors import ServiceError
+from explainers.evaluation.faithfulness import FaithfulnessOptions
 from explainers.serialize import OutputOptions
 from explainers.service import ExplanationService
 from jobqueue import job_metrics
 from jobqueue.cache import ExplanationCache
-from jobqueue.contract import ExplanationJob, PatternsJob, parse_payload
+from jobqueue.contract import (
+    EvaluationJob,
+    ExplanationJob,
+    MultiExplanationJob,
+    PatternsJob,
+    SanityJob,
+    parse_payload,
+)
 from jobqueue.keys import cancel_key
 from jobqueue.settings import SharedSettings
 
@@ -147,14 +155,7 @@ def explain_job(payload: dict[str, Any]) -> dict[str, Any]:
             output=options, top_k=spec.top_k, progress=progress, region=spec.region, in_job=True))
         evaluations = int(result["details"].get("model_evaluations", 0))
         result["details"]["cached"] = False
-        size = len(json.dumps(result, separators=(",", ":")))
-        limit = settings().max_result_bytes
-        if size > limit:
-            error = ResultTooLarge(f"the explanation is {size} bytes, more than the limit of {limit}: ask for "
-                                   "output.attribution 'none' or 'base64', or a smaller output.size",
-                                   details={"bytes": size, "max_bytes": limit})
-            _fail(job, error.to_dict())
-            raise error
+        _sized(job, result)
         if spec.cache_key and settings().cache_async:
             _cache(job).put(spec.cache_key, result)
         status = "finished"
@@ -173,6 +174,51 @@ def patterns_job(payload: dict[str, Any]) -> dict[str, Any]:
     assert isinstance(spec, PatternsJob)
     job = _current()
     return _run(job, lambda progress: service().compute_patterns(spec.model_id, spec.inputs, progress))
+
+
+def multi_job(payload: dict[str, Any]) -> dict[str, Any]:
+    """Several methods on one input, with their agreement (the contract's MultiExplanation)."""
+    spec = parse_payload(payload)
+    assert isinstance(spec, MultiExplanationJob)
+    job = _current()
+    options = OutputOptions.from_dict(spec.output)
+    return _sized(job, _run(job, lambda progress: service().explain_many(
+        spec.methods, spec.model_id, spec.input.as_request(), params=spec.params, target=spec.target,
+        output=options, top_k=spec.top_k, top_percent=spec.top_percent, region=spec.region, progress=progress,
+        in_job=True)))
+
+
+def sanity_job(payload: dict[str, Any]) -> dict[str, Any]:
+    """The model randomisation test of methods on a model (the contract's SanityResult)."""
+    spec = parse_payload(payload)
+    assert isinstance(spec, SanityJob)
+    job = _current()
+    return _run(job, lambda progress: service().studies.sanity(
+        spec.model_id, spec.methods, spec.params, spec.inputs, spec.n_inputs, spec.stages, spec.seed, progress))
+
+
+def evaluation_job(payload: dict[str, Any]) -> dict[str, Any]:
+    """The evaluation table of methods over a sample set (the contract's EvaluationResult)."""
+    spec = parse_payload(payload)
+    assert isinstance(spec, EvaluationJob)
+    job = _current()
+    quality = FaithfulnessOptions.from_request(spec.quality or True)
+    return _sized(job, _run(job, lambda progress: service().studies.evaluate(
+        spec.model_id, spec.methods, spec.params, spec.inputs, spec.n_inputs, quality, spec.pointing_tolerance,
+        progress)))
+
+
+def _sized(job: Job, result: dict[str, Any]) -> dict[str, Any]:
+    """The result, unless it is over the result limit (the job then fails with result_too_large)."""
+    size = len(json.dumps(result, separators=(",", ":")))
+    limit = settings().max_result_bytes
+    if size > limit:
+        error = ResultTooLarge(f"the result is {size} bytes, more than the limit of {limit}: ask for "
+                               "output.attribution 'none' or 'base64', or a smaller output.size",
+                               details={"bytes": size, "max_bytes": limit})
+        _fail(job, error.to_dict())
+        raise error
+    return result
 
 
 def _cache(job: Job) -> ExplanationCache:

@@ -18,7 +18,7 @@ from starlette.datastructures import UploadFile
 from app.auth import ExplainCaller
 from app.deps import MetricsDep, ServiceDep, SettingsDep
 from app.routes.accepted import WAIT_QUERY, accepted, sized
-from app.schemas import ERROR_RESPONSES, ExplainRequest, Explanation, JobAccepted
+from app.schemas import ERROR_RESPONSES, ExplainRequest, Explanation, JobAccepted, MultiExplainRequest, MultiExplanation
 from explainers.errors import InvalidInput, ServiceError
 
 router = APIRouter(tags=["explain"])
@@ -148,3 +148,25 @@ async def explain(method: str, request: Request, service: ServiceDep, settings: 
         log.info("explanation", extra={"model": body.model_id[:200], "method": method[:64], "status": status,
                                        "evaluations": evaluations, "duration_ms": round(seconds * 1e3, 1),
                                        "cached": bool(result and result["details"].get("cached"))})
+
+
+@router.post("/explain", operation_id="explain_many", response_model=MultiExplanation,
+             responses={**ERROR_RESPONSES, 202: {"model": JobAccepted, "description": "the job, when a method is "
+                                                 "async or with ?async=true"}})
+async def explain_many(body: MultiExplainRequest, service: ServiceDep, settings: SettingsDep, caller: ExplainCaller,
+                       wait: float | None = WAIT_QUERY, as_job: bool = ASYNC_QUERY) -> Any:
+    """Several methods on one input: each method's explanation of the same target (one forward pass finds
+    it) and how much their maps agree (pairwise Spearman correlation and top-`top_percent` % overlap). A job
+    (202) when any method is async, or with `?async=true`."""
+    methods = list(body.methods)
+    params = {name: dict(p) for name, p in body.params.items()}
+    payload, region, output = body.input.payload(), body.input.region(), body.output.model_dump()
+    if as_job or any(service.execution(m) == "async" for m in methods):
+        job_id = await run_in_threadpool(service.submit_multi, caller, methods, body.model_id, payload,
+                                         target=body.target, params=params, output=output, top_k=body.top_k,
+                                         top_percent=body.top_percent, region=region)
+        return await accepted(service, settings, job_id, wait, caller)
+    result = await run_in_threadpool(service.explain_many, methods, body.model_id, payload, target=body.target,
+                                     params=params, output=output, top_k=body.top_k, top_percent=body.top_percent,
+                                     region=region)
+    return sized(result, settings.max_result_bytes)

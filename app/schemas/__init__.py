@@ -3,17 +3,23 @@
 from app.schemas.errors import AUTH, ERROR_RESPONSES, error_responses
 from app.schemas.requests import (
     COLORMAP_ENUM,
+    EvaluateRequest,
     ExplainRequest,
     Input,
+    MultiExplainRequest,
     OutputSpec,
     PatternsRequest,
     PredictRequest,
+    SanityRequest,
     check_unicode,
 )
 from app.schemas.responses import (
+    Agreement,
     EncodedArray,
     ErrorBody,
     ErrorDetail,
+    EvaluationResult,
+    EvaluationRow,
     ExampleInfo,
     ExampleList,
     Explanation,
@@ -27,18 +33,22 @@ from app.schemas.responses import (
     ModelInfo,
     ModelList,
     ModelState,
+    MultiExplanation,
     PatternsResult,
     Prediction,
     PredictResponse,
     QueueState,
     Readiness,
     Sample,
+    SanityResult,
     Status,
     WorkerState,
 )
 
-__all__ = ["AUTH", "COLORMAP_ENUM", "ERROR_RESPONSES", "EncodedArray", "ErrorBody", "ErrorDetail", "ExampleInfo",
-           "ExampleList", "ExplainRequest", "Explanation", "Input", "JobAccepted", "JobLinks", "JobList", "JobState",
-           "JobSummary", "MethodInfo", "MethodList", "ModelInfo", "ModelList", "ModelState", "OutputSpec",
-           "PatternsRequest", "PatternsResult", "PredictRequest", "PredictResponse", "Prediction", "QueueState",
-           "Readiness", "Sample", "Status", "WorkerState", "check_unicode", "error_responses"]
+__all__ = ["AUTH", "COLORMAP_ENUM", "ERROR_RESPONSES", "Agreement", "EncodedArray", "ErrorBody", "ErrorDetail",
+           "EvaluateRequest", "EvaluationResult", "EvaluationRow", "ExampleInfo", "ExampleList", "ExplainRequest",
+           "Explanation", "Input", "JobAccepted", "JobLinks", "JobList", "JobState", "JobSummary", "MethodInfo",
+           "MethodList", "ModelInfo", "ModelList", "ModelState", "MultiExplainRequest", "MultiExplanation",
+           "OutputSpec", "PatternsRequest", "PatternsResult", "PredictRequest", "PredictResponse", "Prediction",
+           "QueueState", "Readiness", "Sample", "SanityRequest", "SanityResult", "Status", "WorkerState",
+           "check_unicode", "error_responses"]

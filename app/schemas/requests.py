@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, StrictInt, StrictStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from explainers.render.colormaps import COLORMAPS
@@ -190,6 +200,43 @@ class ExplainRequest(_Body):
     params: dict[str, Any] = Field(default_factory=dict, description="the method's parameters (see /methods)")
     output: OutputSpec = Field(default_factory=OutputSpec)
     top_k: int = Field(5, ge=1, le=100, description="predictions reported")
+
+
+MethodName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+MethodParams = dict[MethodName, dict[str, Any]]
+
+
+class MultiExplainRequest(_Body):
+    model_id: str = Field(min_length=1, max_length=200)
+    input: ExplainInput
+    methods: list[MethodName] = Field(min_length=2, max_length=8, description="the methods, distinct")
+    params: MethodParams = Field(default_factory=dict, description="each method's params, by name")
+    target: StrictInt | StrictStr | None = Field(None, description="null: top-1 class; else a class index or a label")
+    output: OutputSpec = Field(default_factory=OutputSpec)
+    top_k: int = Field(5, ge=1, le=100, description="predictions reported")
+    top_percent: float = Field(10.0, gt=0, le=100, description="the agreement's top-k: this percent of features")
+
+
+class SanityRequest(_Body):
+    methods: list[MethodName] | None = Field(None, min_length=1, max_length=8, description="default: those of "
+                                             "gradcam, saliency, guided_backprop, integrated_gradients the model takes")
+    params: MethodParams = Field(default_factory=dict, description="each method's params, by name")
+    inputs: list[Input] | None = Field(None, min_length=1, max_length=16, description="default: the first "
+                                       "`n_inputs` of the bundle's sample set")
+    n_inputs: int = Field(4, ge=1, le=16, description="bundle samples used when no inputs are sent")
+    stages: int = Field(8, ge=2, le=32, description="at most this many randomisation stages (layers grouped)")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the random weights")
+
+
+class EvaluateRequest(_Body):
+    methods: list[MethodName] | None = Field(None, min_length=1, max_length=8, description="default: those of "
+                                             "gradcam, saliency, integrated_gradients, occlusion the model takes")
+    params: MethodParams = Field(default_factory=dict, description="each method's params, by name")
+    inputs: list[ExplainInput] | None = Field(None, min_length=1, max_length=256, description="default: the first "
+                                              "`n_inputs` of the bundle's sample set (with its object masks)")
+    n_inputs: int = Field(16, ge=1, le=256, description="bundle samples used when no inputs are sent")
+    quality: QualitySpec = Field(default_factory=QualitySpec, description="the faithfulness figures' options")
+    pointing_tolerance: int = Field(15, ge=0, le=1000, description="px the map's maximum may lie outside a region")
 
 
 class PredictRequest(_Body):

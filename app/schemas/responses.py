@@ -68,6 +68,9 @@ class MethodInfo(BaseModel):
     signed: bool
     description: str
     params: dict[str, Any] = Field(description="JSON schema of the method's params")
+    sanity: dict[str, Literal["passes", "fails"]] = Field(
+        default_factory=dict, description="the model randomisation test's verdict on each local model it was run "
+        "on, for the model's current weights (shipped with the bundle, or from POST /models/{id}/sanity)")
 
 
 class MethodList(BaseModel):
@@ -161,10 +164,99 @@ class PatternsResult(BaseModel):
     seconds: float
 
 
+class Agreement(BaseModel):
+    methods: list[str] = Field(min_length=2, max_length=2, description="the two methods compared")
+    spearman: float = Field(description="Spearman rank correlation of their maps (0 where either is constant)")
+    top_overlap: float = Field(description="share of the first map's top `top_percent` % features that are in "
+                               "the second's")
+    top_percent: float
+
+
+class MultiExplanation(BaseModel):
+    model_id: str
+    target: Prediction = Field(description="the class every method explains (from one forward pass)")
+    predictions: list[Prediction]
+    explanations: list[Explanation] = Field(description="one per method, in the order asked")
+    agreement: list[Agreement] = Field(description="every pair of methods with a map")
+    timing_ms: dict[str, float]
+
+
+class SanityStage(BaseModel):
+    randomised: str = Field(description="the lowest layer randomised at this stage")
+    layers_randomised: int = Field(description="weighted layers randomised so far, from the top")
+    spearman: float = Field(description="mean rank correlation of the maps with the trained model's")
+    spearman_abs: float = Field(description="the same, of the maps' absolute values")
+    ssim: float = Field(description="mean structural similarity of the maps with the trained model's")
+
+
+class SanityMethod(BaseModel):
+    method: str
+    verdict: Literal["passes", "fails"]
+    passes: bool
+    why: str
+    threshold: float = Field(description="passes when the SSIM with the top half of the layers randomised is below")
+    judged_at: int = Field(description="layers randomised at the stage the verdict reads")
+    n_inputs: int
+    stages: list[SanityStage]
+    weights_hash: str
+    cached: bool = Field(description="from the store: the same check ran on these weights before")
+
+
+class SanityResult(BaseModel):
+    model_id: str
+    weights_hash: str
+    n_inputs: int
+    origin: str = Field(description="'request inputs' or 'bundle samples'")
+    methods: list[SanityMethod]
+    seconds: float
+
+
+class Figure(BaseModel):
+    mean: float
+    sem: float | None = Field(description="standard error of the mean (null with one input)")
+
+
+class EvaluationRow(BaseModel):
+    method: str
+    n: int = Field(description="inputs explained")
+    failures: int = Field(description="inputs the method could not explain (a budget too small)")
+    failure: str | None = None
+    deletion_auc: Figure | None = None
+    insertion_auc: Figure | None = None
+    morf_aopc: Figure | None = None
+    lerf_aopc: Figure | None = None
+    random_deletion_auc: Figure | None = Field(None, description="the same figure for a random map")
+    random_insertion_auc: Figure | None = None
+    random_morf_aopc: Figure | None = None
+    pointing_game: Figure | None = Field(None, description="hit rate, over the inputs with a region")
+    energy_share: Figure | None = None
+    positive_share: Figure | None = None
+    ms_per_explanation: Figure
+    evaluations_per_explanation: Figure = Field(description="the method's own model evaluations (the figures' "
+                                                "are not counted)")
+
+
+class EvaluationResult(BaseModel):
+    model_id: str
+    weights_hash: str | None
+    n_inputs: int
+    origin: str
+    with_regions: int = Field(description="inputs with a region (the localisation figures' inputs)")
+    settings: dict[str, Any]
+    rows: list[EvaluationRow]
+    chart_png: str = Field(description="base64 PNG: the table as a chart")
+    seconds: float
+
+
+JobKind = Literal["explanation", "patterns", "multi", "sanity", "evaluation"]
+
+
 class JobState(BaseModel):
     job_id: str
-    kind: Literal["explanation", "patterns"] = Field(
-        "explanation", description="an explanation, or the patterns of a model (POST /models/{id}/patterns)")
+    kind: JobKind = Field(
+        "explanation", description="an explanation, the patterns of a model (POST /models/{id}/patterns), several "
+        "methods on one input (POST /explain), a sanity check or an evaluation (POST /models/{id}/sanity, "
+        "/evaluate)")
     owner: str = Field("anonymous", description="the name of the key that made it")
     status: Literal["queued", "started", "finished", "failed", "canceled"]
     progress: float = Field(ge=0, le=1)
@@ -174,7 +266,7 @@ class JobState(BaseModel):
     started_at: str | None
     ended_at: str | None
     attempts: int = Field(description="runs so far, retries after a lost worker included")
-    result: Explanation | PatternsResult | None
+    result: Explanation | MultiExplanation | SanityResult | EvaluationResult | PatternsResult | None
     error: ErrorDetail | None
     eta_s: float | None = Field(None, description="while it runs: seconds left, from its progress so far")
     error_estimate: float | None = Field(
@@ -184,7 +276,7 @@ class JobState(BaseModel):
 
 class JobSummary(BaseModel):
     job_id: str
-    kind: Literal["explanation", "patterns"] = "explanation"
+    kind: JobKind = "explanation"
     owner: str = "anonymous"
     status: Literal["queued", "started", "finished", "failed", "canceled"]
     progress: float = Field(ge=0, le=1)

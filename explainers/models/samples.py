@@ -42,3 +42,15 @@ def attribution_batches(model: LocalModel, raws: Sequence[RawInput],
         return
     for start in range(0, len(raws), batch_size):
         yield torch.cat([model.prepare(raw).x for raw in raws[start:start + batch_size]]), None
+
+
+def bundle_regions(model: BundleModel) -> list[np.ndarray] | None:
+    """Where the object is in each of the bundle's sample images (`masks` [N, H, W] in its samples file)."""
+    manifest = model.manifest
+    if manifest.modality is not Modality.IMAGE or manifest.samples is None:
+        return None
+    with np.load(model.folder / manifest.samples, allow_pickle=False) as data:
+        if "masks" not in data:
+            return None
+        masks = np.asarray(data["masks"], dtype=bool)
+    return list(masks)

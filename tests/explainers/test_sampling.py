@@ -112,9 +112,10 @@ def test_an_evaluation_budget_stops_with_the_estimate_so_far(tiny_registry, name
 
 def test_a_time_budget_stops_anchors_and_rise(tiny_registry):
     model = tiny_registry.get("tiny-image")
-    slow = explain("rise", model, raw_for(model, 1), n_masks=20000, batch_size=10, time_budget_s=0.05)
-    assert slow.details["stopped"] == "budget" and slow.details["n_masks"] < 20000
-    anchors = explain("anchors", model, raw_for(model, 1), time_budget_s=0.01, batch_size=1)
+    slow = explain("rise", model, raw_for(model, 1), n_masks=20000, batch_size=10, time_budget_s=0.3)
+    assert slow.details["stopped"] == "budget" and slow.details["n_masks"] < 20000  # 20000 masks take ~4 s
+    strict = {"threshold": 0.999, "delta": 1e-4, "epsilon": 1e-3, "beam_size": 10, "samples_per_round": 10}
+    anchors = explain("anchors", model, raw_for(model, 1), time_budget_s=0.3, batch_size=1, **strict)  # ~3 s
     assert anchors.details["stopped"] == "budget" and anchors.details["budget_exhausted"]
 
 
