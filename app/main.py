@@ -15,7 +15,7 @@ from app.keys import KeyRing
 from app.metrics import Metrics
 from app.middleware import BodyLimit, RequestContext
 from app.openapi import build_openapi
-from app.routes import examples, explain, health, jobs, methods, models, pages
+from app.routes import examples, explain, global_methods, health, jobs, methods, models, pages
 from app.settings import Settings
 from jobqueue.logs import setup_logging
 
@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     app.state.keyring = keyring
     install_error_handlers(app)
-    for module in (health, models, methods, explain, jobs, examples, pages):
+    for module in (health, models, methods, explain, global_methods, jobs, examples, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -3,7 +3,8 @@
 - each method's params schema as a component (`GradcamParams`, ...) and `ExplainRequest.params`
   as `anyOf` those, so that a generated client has typed params;
 - the `method` path parameter as an enum of the registered names (with `x-enum-varnames`, since
-  names like `gradcam++` are no identifiers);
+  names like `gradcam++` are no identifiers): local methods on `/explain/{method}`, global ones on
+  `/models/{model_id}/global/{method}`, whose `GlobalRequest.params` is `anyOf` their params;
 - FastAPI's automatic 422 (with its own `HTTPValidationError` body, which this app never sends)
   replaced by the contract's error body where a parameter can fail validation, dropped elsewhere.
 """
@@ -107,23 +108,34 @@ def _responses(spec: dict[str, Any]) -> None:
             schemas.pop(name, None)
 
 
+def _method_enum(spec: dict[str, Any], path: str, names: list[str], description: str) -> None:
+    for parameter in spec["paths"][path]["post"].get("parameters", []):
+        if parameter["name"] == "method":
+            parameter["schema"] = {"type": "string", "title": "Method", "enum": names,
+                                   "x-enum-varnames": [enum_varname(n) for n in names]}
+            parameter["description"] = description
+
+
 def build_openapi(app: FastAPI, methods: list[dict[str, Any]]) -> dict[str, Any]:
     spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     extra = ExplainRequest.model_json_schema(ref_template=REF)
     schemas.update(extra.pop("$defs", {}))
     schemas.setdefault("ErrorBody", ErrorBody.model_json_schema(ref_template=REF))
-    refs = _method_params(methods, schemas)
+    local = [m for m in methods if m.get("scope", "local") == "local"]
+    global_ = [m for m in methods if m.get("scope") == "global"]
+    refs = _method_params(local, schemas)
     params = extra["properties"]["params"]
     extra["properties"]["params"] = {"anyOf": refs, "description": params.get("description", ""),
                                      "title": params.get("title", "Params")}
     schemas["ExplainRequest"] = extra
-    names = [m["name"] for m in methods]
-    for parameter in spec["paths"]["/explain/{method}"]["post"].get("parameters", []):
-        if parameter["name"] == "method":
-            parameter["schema"] = {"type": "string", "title": "Method", "enum": names,
-                                   "x-enum-varnames": [enum_varname(n) for n in names]}
-            parameter["description"] = "a registered method (see /methods)"
+    _method_enum(spec, "/explain/{method}", [m["name"] for m in local], "a registered local method (see /methods)")
+    if "GlobalRequest" in schemas and global_:
+        body = schemas["GlobalRequest"]["properties"]
+        body["params"] = {"anyOf": _method_params(global_, schemas), "title": "Params",
+                          "description": body["params"].get("description", "")}
+        _method_enum(spec, "/models/{model_id}/global/{method}", [m["name"] for m in global_],
+                     "a registered global method (see /methods, scope global)")
     _responses(spec)
     _query_params(spec)
     _security(spec)

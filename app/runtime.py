@@ -189,6 +189,11 @@ class ApiService:
         assert self.submitter is not None
         return self.submitter.submit_sanity(caller, model_id, body)
 
+    def submit_global(self, caller: Caller, method: str, model_id: str, body: Mapping[str, Any]) -> str:
+        self.job_client()
+        assert self.submitter is not None
+        return self.submitter.submit_global(caller, method, model_id, body)
+
     def submit_evaluation(self, caller: Caller, model_id: str, body: Mapping[str, Any]) -> str:
         self.job_client()
         assert self.submitter is not None

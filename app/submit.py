@@ -19,7 +19,15 @@ from explainers.service import Checked, ExplanationService
 from jobqueue import keys
 from jobqueue.cache import ExplanationCache, cache_key, input_hash
 from jobqueue.connection import text
-from jobqueue.contract import EvaluationJob, ExplanationJob, JobInput, MultiExplanationJob, PatternsJob, SanityJob
+from jobqueue.contract import (
+    EvaluationJob,
+    ExplanationJob,
+    GlobalJob,
+    JobInput,
+    MultiExplanationJob,
+    PatternsJob,
+    SanityJob,
+)
 
 log = logging.getLogger(__name__)
 
@@ -124,3 +132,11 @@ class Submitter:
             model_id=model_id, methods=methods, params=dict(body.get("params") or {}), inputs=body.get("inputs"),
             n_inputs=body.get("n_inputs", 16), quality=dict(body.get("quality") or {}),
             pointing_tolerance=body.get("pointing_tolerance", 15), owner=caller.name))
+
+    def submit_global(self, caller: Caller, method: str, model_id: str, body: Mapping[str, Any]) -> str:
+        """Check a global method's request (scope, model, params, input or samples, target), then enqueue it."""
+        prepared = self.explanations.prepare_global(method, model_id, body)
+        check_jobs(self.jobs.connection, self.jobs.name, caller.name, caller.max_jobs)
+        return self.jobs.submit(GlobalJob(method=method, model_id=model_id, inputs=body.get("inputs"),
+                                          input=body.get("input"), target=body.get("target"),
+                                          params=prepared.params.model_dump(mode="json"), owner=caller.name))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic
+from typing import Any
 
 import numpy as np
 import torch
@@ -13,13 +13,13 @@ import torch.nn.functional as F
 from explainers.context import BudgetExhausted, Context, Progress, resolve_target
 from explainers.errors import InvalidInput, InvalidParams, MethodNotSupported
 from explainers.evaluation.faithfulness import FaithfulnessOptions, faithfulness, model_sized
+from explainers.method import Method
 from explainers.models.handle import RawInput
-from explainers.models.manifest import Manifest
 from explainers.models.protocol import Model
 from explainers.params import P
 from explainers.result import Explanation
 from explainers.sizing import shrink
-from explainers.types import Execution, Modality, Prediction, Requires
+from explainers.types import Modality, Prediction
 
 __all__ = ["Attribution", "BudgetExhausted", "Context", "Explainer", "Progress", "resolve_target"]
 
@@ -36,34 +36,9 @@ class Attribution:
     signed: bool | None = None
 
 
-class Explainer(Generic[P]):
-    """Base of every method. Subclasses set the class attributes and write `_attribute`.
-
-    `needs_module`: the method reads the torch module (gradients, hooks, a layer's
-    activations), so it runs only on local models; the one check is `refusal`.
-    """
-
-    name: ClassVar[str]
-    modalities: ClassVar[frozenset[Modality]]
-    execution: ClassVar[Execution] = Execution.SYNC
-    requires: ClassVar[Requires] = Requires.GRADIENTS
-    needs_module: ClassVar[bool] = True
-    Params: type[P]
-    signed: ClassVar[bool] = True
-
-    @classmethod
-    def summary(cls) -> str:
-        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-
-    @classmethod
-    def refusal(cls, manifest: Manifest) -> str | None:
-        """Why this method cannot explain the model, or None when it can."""
-        if manifest.modality not in cls.modalities:
-            return f"method {cls.name!r} does not explain {manifest.modality.value} models"
-        if cls.needs_module and manifest.remote is not None:
-            return (f"method {cls.name!r} needs the model's gradients or layers; model {manifest.id!r} runs on a "
-                    "model server, which gives only predictions")
-        return None
+class Explainer(Method[P]):
+    """Base of every local method (one input explained). Subclasses set the class attributes
+    (see `explainers.method.Method`) and write `_attribute`."""
 
     def _attribute(self, ctx: Context, p: P) -> Attribution:
         raise NotImplementedError
@@ -98,6 +73,8 @@ class Explainer(Generic[P]):
                                     "raise max_evaluations or time_budget_s", code="budget_too_small",
                                     details={"model_evaluations": ctx.evaluations}) from None
             ctx.target()
+            if ctx.error is not None:  # the final error estimate, for a job's state
+                ctx.progress(1.0)
             t2, spent = time.perf_counter(), ctx.evaluations
             figures = None if quality is None else faithfulness(ctx, model_sized(ctx, result.values), quality)
             if figures is not None:

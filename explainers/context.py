@@ -20,6 +20,22 @@ Progress = Callable[[float], None]
 # (`progress(fraction, error=...)`): a job shows it while it runs.
 
 
+class Share:
+    """The progress of part `index` of `parts` equal parts of a call, passed on to `sink` as the whole's
+    fraction (with the error estimate, where the sink wants it)."""
+
+    def __init__(self, sink: Progress, index: int, parts: int) -> None:
+        self.sink, self.index, self.parts = sink, index, max(1, parts)
+        self.wants_error = bool(getattr(sink, "wants_error", False))
+
+    def __call__(self, fraction: float, error: float | None = None) -> None:
+        whole = min(1.0, (self.index + fraction) / self.parts)
+        if self.wants_error:
+            self.sink(whole, error=error)  # type: ignore[call-arg]
+        else:
+            self.sink(whole)
+
+
 class Context:
     """Per-call state handed to a method: the prepared input, the target, the score.
 

@@ -41,6 +41,13 @@ class MethodNotSupported(ServiceError):
     code, status = "method_not_supported_for_model", HTTPStatus.UNPROCESSABLE_ENTITY
 
 
+class WrongScope(ServiceError):
+    """A global method asked to explain one input (`global_method`), or a local one asked to explain
+    a model (`local_method`)."""
+
+    code, status = "global_method", HTTPStatus.UNPROCESSABLE_ENTITY
+
+
 class InvalidParams(ServiceError):
     code, status = "invalid_params", HTTPStatus.UNPROCESSABLE_ENTITY
 

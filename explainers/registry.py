@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from explainers.errors import UnknownMethod
 
 if TYPE_CHECKING:
-    from explainers.base import Explainer
+    from explainers.method import Method
 
-_METHODS: dict[str, type[Explainer[Any]]] = {}
-E = TypeVar("E", bound="type[Explainer[Any]]")
+_METHODS: dict[str, type[Method[Any]]] = {}
+E = TypeVar("E", bound="type[Method[Any]]")
 
 
 def register(cls: E) -> E:
-    """Class decorator: register an explainer under its `name`."""
+    """Class decorator: register a method (an `Explainer` or a `GlobalExplainer`) under its `name`."""
     name = cls.name
     if name in _METHODS and _METHODS[name] is not cls:
         raise ValueError(f"method {name!r} is registered twice")
@@ -26,12 +26,12 @@ def register(cls: E) -> E:
     return cls
 
 
-def registered() -> dict[str, type[Explainer[Any]]]:
-    """The registered methods by name, sorted."""
+def registered() -> dict[str, type[Method[Any]]]:
+    """The registered methods (local and global) by name, sorted."""
     return dict(sorted(_METHODS.items()))
 
 
-def lookup(name: str) -> type[Explainer[Any]]:
+def lookup(name: str) -> type[Method[Any]]:
     try:
         return _METHODS[name]
     except KeyError:

@@ -11,12 +11,14 @@ import numpy as np
 import torch
 
 from explainers.base import Context, Explainer, Progress, resolve_target
+from explainers.context import Share
 from explainers.errors import InvalidInput, InvalidParams, MethodNotSupported, ModelLoadError
 from explainers.evaluation.agreement import agreement
 from explainers.evaluation.faithfulness import FaithfulnessOptions, evaluations_needed
 from explainers.evaluation.localisation import located
+from explainers.global_service import GlobalRequests
 from explainers.inputs import b64decode, decode_image, parse_features, probe_image, validate_text
-from explainers.methods import all_methods, get_method
+from explainers.methods import all_methods, get_method, local_methods
 from explainers.models.handle import LocalModel, RawInput
 from explainers.models.manifest import Manifest
 from explainers.models.protocol import Model
@@ -65,7 +67,7 @@ class Prepared:
     params: Params
 
 
-class ExplanationService:
+class ExplanationService(GlobalRequests):
     def __init__(self, registry: ModelRegistry, limits: Limits | None = None) -> None:
         self.registry = registry
         self.limits = limits or Limits()
@@ -74,23 +76,27 @@ class ExplanationService:
     # -- discovery ------------------------------------------------------------------------------
     def methods_info(self) -> list[dict[str, Any]]:
         verdicts = self.studies.verdicts()
-        return [{"name": name, "execution": cls.execution.value,
+        return [{"name": name, "scope": cls.scope.value, "takes": cls.takes.value, "execution": cls.execution.value,
                  "modalities": sorted(m.value for m in cls.modalities), "requires": cls.requires.value,
                  "local_only": cls.needs_module, "signed": cls.signed, "description": cls.summary(),
                  "params": cls.Params.model_json_schema(), "sanity": verdicts.get(name, {})}
                 for name, cls in all_methods().items()]
 
     def methods_for(self, manifest: Manifest) -> list[str]:
-        """The methods that can explain this model (its modality; only black-box ones on a model server)."""
-        return [name for name, cls in all_methods().items() if cls.refusal(manifest) is None]
+        """The local methods that can explain this model's inputs (its modality; only black-box ones on a
+        model server)."""
+        return [name for name, cls in local_methods().items() if cls.refusal(manifest) is None]
 
     def models_info(self) -> list[dict[str, Any]]:
         return [self.model_info(i) for i in self.registry.names()]
 
     def model_info(self, model_id: str) -> dict[str, Any]:
         """ModelInfo of any bundle, a broken one too (with its error)."""
-        methods = self.methods_for(self.registry.manifest(model_id)) if model_id in self.registry.ids() else []
-        return self.registry.info(model_id, methods)
+        if model_id not in self.registry.ids():
+            return {**self.registry.info(model_id, []), "global_methods": []}
+        manifest = self.registry.manifest(model_id)
+        return {**self.registry.info(model_id, self.methods_for(manifest)),
+                "global_methods": self.global_methods_for(manifest)}
 
     # -- requests -------------------------------------------------------------------------------
     @staticmethod
@@ -216,7 +222,7 @@ class ExplanationService:
         known = self.known(model, raw, target, top_k)
         bodies, maps = [], {}
         for i, name in enumerate(methods):
-            share = (lambda f, i=i: progress(min(1.0, (i + f) / len(methods)))) if progress is not None else None
+            share = Share(progress, i, len(methods)) if progress is not None else None
             body = self.explain(name, model_id, payload, target=known[0].index, params=params.get(name),
                                 output=output, top_k=top_k, progress=share, region=region, in_job=in_job,
                                 known=known, raw=raw)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from explainers.base import Explainer, Progress
+from explainers.context import Share
 from explainers.errors import InvalidInput, InvalidParams, MethodNotSupported, ServiceError
 from explainers.evaluation.faithfulness import FaithfulnessOptions
 from explainers.evaluation.localisation import located
@@ -146,7 +147,7 @@ class Studies:
             if hit is not None:
                 results.append({**hit, "cached": True})
                 continue
-            share = None if progress is None else (lambda f, i=i: progress((i + f) / len(chosen)))
+            share = None if progress is None else Share(progress, i, len(chosen))
             result = sanity_check(model, cls(), parsed, sample.raws, options, share)
             store.put(model_id, model.weights_hash, key, result)
             results.append({**result, "cached": False})

@@ -17,6 +17,19 @@ class Execution(str, Enum):
     ASYNC = "async"
 
 
+class Scope(str, Enum):
+    LOCAL = "local"  # explains one input: POST /explain/{method}
+    GLOBAL = "global"  # explains the model: POST /models/{id}/global/{method}
+
+
+class Takes(str, Enum):
+    """What a request gives a method besides the model and params."""
+
+    INPUT = "input"  # one input (every local method; feature inversion)
+    SAMPLES = "samples"  # a sample set: the inputs sent, else the bundle's own
+    NOTHING = "nothing"  # nothing (activation maximisation starts from noise)
+
+
 class Requires(str, Enum):
     GRADIENTS = "gradients"  # the module's (possibly modified) gradients
     ACTIVATIONS = "activations"  # a layer's activations, and predictions

@@ -10,9 +10,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-TASKS: dict[str, str] = {"explanation": "workers.tasks.explain_job", "patterns": "workers.tasks.patterns_job",
-                         "multi": "workers.tasks.multi_job", "sanity": "workers.tasks.sanity_job",
-                         "evaluation": "workers.tasks.evaluation_job"}
+TASKS: dict[str, str] = {
+    "explanation": "workers.tasks.explain_job",
+    "patterns": "workers.tasks.patterns_job",
+    "global": "workers.tasks.global_job",
+    "multi": "workers.tasks.multi_job",
+    "sanity": "workers.tasks.sanity_job",
+    "evaluation": "workers.tasks.evaluation_job",
+}
 
 
 class _Frozen(BaseModel):
@@ -64,6 +69,23 @@ class PatternsJob(_Frozen):
     @property
     def label(self) -> str:
         return "patterns"
+
+
+class GlobalJob(_Frozen):
+    """A global method's explanation of a model."""
+
+    kind: Literal["global"] = "global"
+    method: str
+    model_id: str
+    inputs: list[dict[str, Any]] | None = None
+    input: dict[str, Any] | None = None
+    target: int | str | None = None
+    params: dict[str, Any] = Field(description="the method's params as parsed")
+    owner: str = "anonymous"
+
+    @property
+    def label(self) -> str:
+        return self.method
 
 
 class MultiExplanationJob(_Frozen):
@@ -122,7 +144,7 @@ class EvaluationJob(_Frozen):
         return "evaluation"
 
 
-Payload = ExplanationJob | PatternsJob | MultiExplanationJob | SanityJob | EvaluationJob
+Payload = ExplanationJob | PatternsJob | GlobalJob | MultiExplanationJob | SanityJob | EvaluationJob
 JobPayload = Annotated[Payload, Field(discriminator="kind")]
 _PAYLOAD: TypeAdapter[Payload] = TypeAdapter(JobPayload)
 

@@ -25,6 +25,7 @@ from jobqueue.cache import ExplanationCache
 from jobqueue.contract import (
     EvaluationJob,
     ExplanationJob,
+    GlobalJob,
     MultiExplanationJob,
     PatternsJob,
     SanityJob,
@@ -219,6 +220,15 @@ def _sized(job: Job, result: dict[str, Any]) -> dict[str, Any]:
         _fail(job, error.to_dict())
         raise error
     return result
+
+
+def global_job(payload: dict[str, Any]) -> dict[str, Any]:
+    """Run a global method on a model; the result is the contract's GlobalExplanation."""
+    spec = parse_payload(payload)
+    assert isinstance(spec, GlobalJob)
+    job = _current()
+    return _sized(job, _run(job, lambda progress: service().explain_model(
+        spec.method, spec.model_id, spec.model_dump(mode="json"), progress)))
 
 
 def _cache(job: Job) -> ExplanationCache:

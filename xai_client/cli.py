@@ -5,6 +5,7 @@
     xai explain --model shapes-cnn --method gradcam examples/shape-0.png -o overlay.png
     xai explain --model sentiment-cnn --method kernel_shap --text "a dull plot" -p seed=1 -o text.html
     xai predict --model breast-cancer-mlp examples/breast-cancer-row.json
+    xai explain-model --model breast-cancer-mlp --method rule_extraction -p max_depth=3 -o rules.png
     xai jobs [JOB_ID] [--cancel | --wait]
 
 The service's address: `--url`, else `$XAI_URL`, else http://localhost:8000. Async methods show
@@ -144,11 +145,34 @@ def cmd_models(client: Client, args: argparse.Namespace) -> int:
 def cmd_methods(client: Client, args: argparse.Namespace) -> int:
     methods = client.methods()
     if args.model:
-        usable = set(client.model(args.model)["methods"])
+        info = client.model(args.model)
+        usable = set(info["methods"]) | set(info.get("global_methods", []))
         methods = [m for m in methods if m["name"] in usable]
-    rows = [[m["name"], m["execution"], ",".join(m["modalities"]), " ".join(sorted(m["params"]["properties"]))]
-            for m in methods]
-    table(rows, ["method", "runs", "modalities", "params"])
+    rows = [[m["name"], m.get("scope", "local"), m["execution"], ",".join(m["modalities"]),
+             " ".join(sorted(m["params"]["properties"]))] for m in methods]
+    table(rows, ["method", "scope", "runs", "modalities", "params"])
+    return 0
+
+
+def cmd_explain_model(client: Client, args: argparse.Namespace) -> int:
+    target: Any = parse_value(args.target) if args.target is not None else None
+    one = read_input(args) if args.input is not None or args.text is not None or args.features is not None else {}
+    expl = client.explain_model(args.method, args.model, target=target, params=params_of(args),
+                                progress=None if args.quiet else ProgressBar(), timeout=args.timeout, **one)
+    if args.json:
+        out(json.dumps(expl.raw, indent=1))
+    else:
+        out(f"{expl.method} on {expl.model_id} (job {expl.job_id})")
+        if expl.text:
+            out(expl.text)
+        for label, objective, image in expl.images or []:
+            out(f"  image {label}: {image.width}x{image.height}" + (f", objective {objective:.4g}"
+                                                                     if objective is not None else ""))
+        for key in ("fidelity", "relative_error"):
+            if key in expl.details:
+                out(f"  {key}: {expl.details[key]:.4g}")
+    if args.output:
+        out(f"  wrote {expl.save_chart(args.output)}")
     return 0
 
 
@@ -201,6 +225,18 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument("--json", action="store_true", help="print the whole response")
         s.add_argument("--no-wait", action="store_true", help="async methods: print the job id and return")
         s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    s = sub.add_parser("explain-model", help="explain a model with a global method (a job)")
+    s.add_argument("input", nargs="?", help="methods that take one input: an image, a .txt or a .json file")
+    s.add_argument("--model", "-m", required=True)
+    s.add_argument("--method", "-M", required=True)
+    s.add_argument("--text", help="the one input as text, instead of a file")
+    s.add_argument("--features", help="the one input's features as JSON, or a JSON file")
+    s.add_argument("--param", "-p", action="append", help="a param, key=value (repeatable)")
+    s.add_argument("--params", help="params as a JSON object")
+    s.add_argument("--target", help="activation_maximisation: the class (index or label)")
+    s.add_argument("-o", "--output", help="write the chart (PNG)")
+    s.add_argument("--json", action="store_true", help="print the whole result")
+    s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     sub.add_parser("models", help="list the models")
     s = sub.add_parser("methods", help="list the methods")
     s.add_argument("--model", "-m", help="only those that explain this model")
@@ -213,7 +249,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"explain": cmd_explain, "predict": cmd_predict, "models": cmd_models, "methods": cmd_methods,
-            "jobs": cmd_jobs}
+            "jobs": cmd_jobs, "explain-model": cmd_explain_model}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

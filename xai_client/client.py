@@ -21,7 +21,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from xai_client.types import Explanation, Job, Prediction, XaiError
+from xai_client.types import Explanation, Job, ModelExplanation, Prediction, XaiError
 
 DEFAULT_URL = "http://localhost:8000"
 ImageLike = str | Path | bytes | Image.Image | np.ndarray
@@ -152,16 +152,35 @@ class Client:
     def cancel(self, job_id: str) -> Job:
         return Job.from_json(self._json("DELETE", f"/jobs/{job_id}"))
 
+    def explain_model(self, method: str, model_id: str, *, inputs: Sequence[Mapping[str, Any]] | None = None,
+                      image: ImageLike | None = None, text: str | None = None, features: Features | None = None,
+                      target: int | str | None = None, params: Mapping[str, Any] | None = None,
+                      progress: ProgressCallback | None = None, timeout: float | None = None) -> ModelExplanation:
+        """Explain a model with a global method (always a job, waited for): `inputs` a sample set (contract
+        inputs; default the bundle's own), `image` / `text` / `features` the one input of methods that take one."""
+        body: dict[str, Any] = {"params": dict(params or {}), "target": target}
+        if inputs is not None:
+            body["inputs"] = [dict(i) for i in inputs]
+        if image is not None or text is not None or features is not None:
+            body["input"] = make_input(image, text, features)
+        data = self._json("POST", f"/models/{model_id}/global/{method}", json=body)
+        job_id = data["job_id"]
+        return ModelExplanation.from_json(self._result(job_id, progress, timeout), job_id=job_id)
+
     def wait(self, job_id: str, *, progress: ProgressCallback | None = None,
              timeout: float | None = None) -> Explanation:
         """Poll a job until it ends; its Explanation, or an XaiError if it failed or was canceled."""
+        return Explanation.from_json(self._result(job_id, progress, timeout), job_id=job_id)
+
+    def _result(self, job_id: str, progress: ProgressCallback | None, timeout: float | None) -> dict[str, Any]:
+        """Poll a job until it ends; its result, or an XaiError if it failed or was canceled."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             job = self.job(job_id)
             if progress is not None:
                 progress(job)
             if job.status == "finished" and job.result is not None:
-                return Explanation.from_json(job.result, job_id=job_id)
+                return job.result
             if job.done:
                 error = job.error or {"code": job.status, "message": f"the job ended {job.status}"}
                 raise XaiError(200, error["code"], error["message"], error.get("details"))

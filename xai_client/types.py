@@ -122,3 +122,46 @@ class Job:
     @property
     def done(self) -> bool:
         return self.status in ("finished", "failed", "canceled")
+
+
+def _png(data: str) -> Image.Image:
+    img = Image.open(io.BytesIO(base64.b64decode(data)), formats=["PNG"])
+    img.load()
+    return img
+
+
+@dataclass
+class ModelExplanation:
+    """A global method's explanation of a model: rankings (normlime), images (activation maximisation,
+    feature inversion) or rules (rule extraction), their text and chart (a PIL image)."""
+
+    method: str
+    model_id: str
+    rankings: list[dict[str, Any]] | None
+    images: list[tuple[str, float | None, Image.Image]] | None  # (label, objective, image)
+    rules: list[dict[str, Any]] | None
+    text: str | None
+    chart: Image.Image | None
+    details: dict[str, Any]
+    timing_ms: dict[str, float]
+    job_id: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], job_id: str | None = None) -> ModelExplanation:
+        images = None
+        if data.get("images") is not None:
+            images = [(g["label"], g.get("objective"), _png(g["png"])) for g in data["images"]]
+        return cls(method=data["method"], model_id=data["model_id"], rankings=data.get("rankings"), images=images,
+                   rules=data.get("rules"), text=data.get("text"),
+                   chart=_png(data["chart_png"]) if data.get("chart_png") else None,
+                   details=dict(data.get("details") or {}), timing_ms=dict(data.get("timing_ms") or {}),
+                   job_id=job_id, raw=data)
+
+    def save_chart(self, path: str | Path) -> Path:
+        if self.chart is None:
+            raise ValueError("this explanation has no chart")
+        path = Path(path)
+        self.chart.save(path, format="PNG")
+        return path
+

@@ -1,10 +1,12 @@
 """Request and response bodies of the HTTP contract (no torch here)."""
 
 from app.schemas.errors import AUTH, ERROR_RESPONSES, error_responses
+from app.schemas.global_methods import GlobalExplanation
 from app.schemas.requests import (
     COLORMAP_ENUM,
     EvaluateRequest,
     ExplainRequest,
+    GlobalRequest,
     Input,
     MultiExplainRequest,
     OutputSpec,
@@ -47,8 +49,8 @@ from app.schemas.responses import (
 
 __all__ = ["AUTH", "COLORMAP_ENUM", "ERROR_RESPONSES", "Agreement", "EncodedArray", "ErrorBody", "ErrorDetail",
            "EvaluateRequest", "EvaluationResult", "EvaluationRow", "ExampleInfo", "ExampleList", "ExplainRequest",
-           "Explanation", "Input", "JobAccepted", "JobLinks", "JobList", "JobState", "JobSummary", "MethodInfo",
-           "MethodList", "ModelInfo", "ModelList", "ModelState", "MultiExplainRequest", "MultiExplanation",
-           "OutputSpec", "PatternsRequest", "PatternsResult", "PredictRequest", "PredictResponse", "Prediction",
-           "QueueState", "Readiness", "Sample", "SanityRequest", "SanityResult", "Status", "WorkerState",
-           "check_unicode", "error_responses"]
+           "Explanation", "GlobalExplanation", "GlobalRequest", "Input", "JobAccepted", "JobLinks", "JobList",
+           "JobState", "JobSummary", "MethodInfo", "MethodList", "ModelInfo", "ModelList", "ModelState",
+           "MultiExplainRequest", "MultiExplanation", "OutputSpec", "PatternsRequest", "PatternsResult",
+           "PredictRequest", "PredictResponse", "Prediction", "QueueState", "Readiness", "Sample", "SanityRequest",
+           "SanityResult", "Status", "WorkerState", "check_unicode", "error_responses"]

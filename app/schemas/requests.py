@@ -239,6 +239,19 @@ class EvaluateRequest(_Body):
     pointing_tolerance: int = Field(15, ge=0, le=1000, description="px the map's maximum may lie outside a region")
 
 
+class GlobalRequest(_Body):
+    """A model-level request: what each global method takes is in its MethodInfo (`takes`)."""
+
+    inputs: list[Input] | None = Field(
+        None, description="methods that take samples: the sample set, 1 to 4096 inputs of the model's modality "
+        "(an empty list is a 422 `empty_samples`, more a 422 `too_many_samples`); default: the bundle's own "
+        "(`samples` in its manifest; a tabular model's background)")
+    input: Input | None = Field(None, description="methods that take an input (feature_inversion): the input")
+    target: StrictInt | StrictStr | None = Field(
+        None, description="activation_maximisation: the class (index or label); null: every class")
+    params: dict[str, Any] = Field(default_factory=dict, description="the method's parameters (see /methods)")
+
+
 class PredictRequest(_Body):
     input: Input
     top_k: int = Field(5, ge=1, le=1000)

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from app.schemas.global_methods import GlobalExplanation
 from app.schemas.requests import Input
 
 
@@ -43,7 +44,9 @@ class ModelInfo(BaseModel):
     modality: Literal["image", "text", "tabular"] | None = Field(description="null only for an unreadable bundle")
     labels: list[str]
     input: dict[str, Any]
-    methods: list[str]
+    methods: list[str] = Field(description="local methods that explain this model's inputs (POST /explain/{method})")
+    global_methods: list[str] = Field(
+        default_factory=list, description="global methods that explain this model (POST /models/{id}/global/{method})")
     source: Literal["local", "remote"]
     device: str
     loaded: bool
@@ -60,6 +63,12 @@ class ModelList(BaseModel):
 
 class MethodInfo(BaseModel):
     name: str
+    scope: Literal["local", "global"] = Field(
+        description="local: explains one input (POST /explain/{method}); global: explains a model "
+        "(POST /models/{model_id}/global/{method}, always a job)")
+    takes: Literal["input", "samples", "nothing"] = Field(
+        description="what a request gives the method: one input, a sample set (the inputs sent, else the "
+        "bundle's own), or nothing")
     execution: Literal["sync", "async"]
     modalities: list[str]
     requires: Literal["gradients", "activations", "predictions"] = Field(
@@ -194,7 +203,11 @@ class SanityMethod(BaseModel):
     verdict: Literal["passes", "fails"]
     passes: bool
     why: str
-    threshold: float = Field(description="passes when the SSIM with the top half of the layers randomised is below")
+    threshold: float = Field(description="passes when the similarity (`judged_by`) of the maps with the top half "
+                             "of the layers randomised to the trained model's is below this")
+    judged_by: Literal["ssim", "spearman_abs"] = Field(
+        "ssim", description="the similarity judged: SSIM for image maps, the rank correlation of the absolute "
+        "values for token and feature maps")
     judged_at: int = Field(description="layers randomised at the stage the verdict reads")
     n_inputs: int
     stages: list[SanityStage]
@@ -248,15 +261,15 @@ class EvaluationResult(BaseModel):
     seconds: float
 
 
-JobKind = Literal["explanation", "patterns", "multi", "sanity", "evaluation"]
+JobKind = Literal["explanation", "patterns", "global", "multi", "sanity", "evaluation"]
 
 
 class JobState(BaseModel):
     job_id: str
     kind: JobKind = Field(
-        "explanation", description="an explanation, the patterns of a model (POST /models/{id}/patterns), several "
-        "methods on one input (POST /explain), a sanity check or an evaluation (POST /models/{id}/sanity, "
-        "/evaluate)")
+        "explanation", description="an explanation, the patterns of a model (POST /models/{id}/patterns), a global "
+        "method's explanation of a model (POST /models/{id}/global/{method}), several methods on one input "
+        "(POST /explain), a sanity check or an evaluation (POST /models/{id}/sanity, /evaluate)")
     owner: str = Field("anonymous", description="the name of the key that made it")
     status: Literal["queued", "started", "finished", "failed", "canceled"]
     progress: float = Field(ge=0, le=1)
@@ -266,7 +279,8 @@ class JobState(BaseModel):
     started_at: str | None
     ended_at: str | None
     attempts: int = Field(description="runs so far, retries after a lost worker included")
-    result: Explanation | MultiExplanation | SanityResult | EvaluationResult | PatternsResult | None
+    result: (Explanation | MultiExplanation | SanityResult | EvaluationResult | PatternsResult | GlobalExplanation
+             | None)
     error: ErrorDetail | None
     eta_s: float | None = Field(None, description="while it runs: seconds left, from its progress so far")
     error_estimate: float | None = Field(

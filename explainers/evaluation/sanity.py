@@ -4,9 +4,11 @@ A copy of the model has its weighted layers re-initialised one after another fro
 layer) down, cumulatively; the method explains the same inputs on every stage, and each stage's maps are
 compared with the trained model's by Spearman rank correlation (of the maps, and of their absolute
 values) and SSIM. A method whose maps depend on what the model learned changes them: it `passes` when,
-with the top half of the layers randomised, the maps' mean SSIM to the trained model's has fallen below
-`THRESHOLD`. A method whose maps keep their structure (guided backpropagation, which mostly shows the
-input's edges, is Adebayo et al.'s example) fails. Rank correlations are reported with it.
+with the top half of the layers randomised, the maps' similarity to the trained model's has fallen below
+`THRESHOLD`. The similarity judged is the mean SSIM for image maps, and the rank correlation of the
+absolute values for token and feature maps (a row of a few dozen values has no structure for SSIM to
+see). A method whose maps keep their structure (guided backpropagation, which mostly shows the input's
+edges, is Adebayo et al.'s example) fails; so does a tabular gradient dominated by the features' scales.
 
 The served model is never touched: the stages run on a deep copy.
 """
@@ -94,10 +96,11 @@ def sanity_check(model: LocalModel, method: Explainer[Any], params: Params, raws
         if progress is not None:
             progress((k + 1) / len(groups))
     judged = stages[(len(stages) - 1) // 2]  # the top half of the layers randomised
-    passes = judged["ssim"] < THRESHOLD
+    judged_by = "ssim" if all(np.ndim(a) == 2 and min(np.shape(a)) >= 7 for a in trained) else "spearman_abs"
+    passes = judged[judged_by] < THRESHOLD
     return {"method": method.name, "model_id": model.id, "weights_hash": model.weights_hash,
             "n_inputs": len(raws), "stages": stages, "passes": passes, "threshold": THRESHOLD,
-            "judged_at": judged["layers_randomised"],
+            "judged_at": judged["layers_randomised"], "judged_by": judged_by,
             "verdict": "passes" if passes else "fails",
             "why": ("the maps change when the model's top layers are randomised" if passes else
                     "the maps keep their structure with the top half of the layers randomised: they depend "

@@ -127,14 +127,14 @@ class Rise(PerturbationExplainer[RiseParams]):
             squares += (weighted * weighted).sum(0)
             score_sum += float(scores.double().sum())
             used = b
+            ctx.error = _relative_error(total, squares, used)  # the job's state shows it as it falls
             if b < min(n, a + ctx.batch_size):
                 ctx.stopped = "budget"
                 break
-            if p.tolerance is not None and MIN_MASKS <= used < n:
-                error = _relative_error(total, squares, used)
-                if error is not None and error <= p.tolerance:
-                    ctx.stopped = "converged"
-                    break
+            if (p.tolerance is not None and MIN_MASKS <= used < n and ctx.error is not None
+                    and ctx.error <= p.tolerance):
+                ctx.stopped = "converged"
+                break
         saliency = total / (used * p.p_keep)
         ctx.error = _relative_error(total, squares, used)
         offset = score_sum / used

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from explainers.methods import all_methods
+from explainers.methods import local_methods
 from tests.app.conftest import FEATURES, SMALL_BODY, SMALL_PIXELS, TEXT, assert_error, b64, timed
 from tests.conftest import png_bytes
 
@@ -48,7 +48,7 @@ def image_body(data: bytes, **extra: Any) -> dict[str, Any]:
 
 
 def cheapest_modality(method: str) -> str:
-    modalities = {m.value for m in all_methods()[method].modalities}
+    modalities = {m.value for m in local_methods()[method].modalities}
     return next(m for m in ("tabular", "text", "image") if m in modalities)
 
 
@@ -70,7 +70,7 @@ def test_unknown_method(client: TestClient) -> None:
 
 @pytest.mark.parametrize("method,modality", [
     pytest.param(name, modality, id=f"{name}-{modality}")
-    for name, cls in all_methods().items() for modality in ("image", "text", "tabular")
+    for name, cls in local_methods().items() for modality in ("image", "text", "tabular")
     if modality not in {m.value for m in cls.modalities}])
 def test_method_not_supported_for_model(client: TestClient, method: str, modality: str) -> None:
     error = assert_error(post_json(client, explain_body(modality), method=method), 422,
@@ -85,7 +85,8 @@ def test_get_on_post_route(client: TestClient) -> None:
 
 def test_unknown_route(client: TestClient) -> None:
     assert_error(timed(client.get, "/no/such/route"), 404, "not_found")
-    assert_error(timed(client.post, "/explain"), 404, "not_found")
+    assert_error(timed(client.post, "/models/tiny-image/no-such-action"), 404, "not_found")
+    assert_error(timed(client.post, "/explain/gradcam/extra"), 404, "not_found")
 
 
 # -- the body itself ------------------------------------------------------------------------------
@@ -265,7 +266,7 @@ def test_features_not_object_or_list(client: TestClient) -> None:
 def _bound_cases() -> list[Any]:
     """One out-of-bounds value per numeric bound of every method's Params, read from the field metadata."""
     cases = []
-    for name, cls in all_methods().items():
+    for name, cls in local_methods().items():
         for field_name, info in cls.Params.model_fields.items():
             for meta in info.metadata:
                 bad: Any = None
@@ -289,7 +290,7 @@ def _bound_cases() -> list[Any]:
 def _bound_values() -> list[Any]:
     """Every numeric bound itself (inclusive bounds must be accepted), for the sync methods."""
     cases = []
-    for name, cls in all_methods().items():
+    for name, cls in local_methods().items():
         if cls.execution.value != "sync":
             continue
         for field_name, info in cls.Params.model_fields.items():
@@ -303,7 +304,7 @@ def _bound_values() -> list[Any]:
 
 def _choice_cases() -> list[Any]:
     cases = []
-    for name, cls in all_methods().items():
+    for name, cls in local_methods().items():
         for field_name, info in cls.Params.model_fields.items():
             args = typing.get_args(info.annotation)
             if typing.get_origin(info.annotation) is typing.Literal:
@@ -344,7 +345,7 @@ def test_param_of_the_wrong_kind(client: TestClient, method: str, field: str, va
     assert_error(post_json(client, body, method=method), 422, "invalid_params")
 
 
-@pytest.mark.parametrize("method", list(all_methods()))
+@pytest.mark.parametrize("method", list(local_methods()))
 def test_unknown_param(client: TestClient, method: str) -> None:
     body = explain_body(cheapest_modality(method), params={"no_such_param": 1})
     error = assert_error(post_json(client, body, method=method), 422, "invalid_params")

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic_core import PydanticUndefined
 
-from explainers.methods import all_methods
+from explainers.methods import all_methods, local_methods
 from tests.app.conftest import (
     ANY_TEXT,
     FEATURES,
@@ -30,12 +30,12 @@ from tests.app.conftest import (
 from tests.conftest import png_bytes
 
 MODEL_INFO_KEYS = {"id", "modality", "labels", "input", "methods", "source", "device"}
-METHOD_INFO_KEYS = {"name", "execution", "modalities", "params", "requires"}
+METHOD_INFO_KEYS = {"scope", "takes", "name", "execution", "modalities", "params", "requires"}
 MODALITY = {"tiny-image": "image", "tiny-text": "text", "tiny-tabular": "tabular"}
 
 
 def methods_for(modality: str) -> list[str]:
-    return sorted(name for name, cls in all_methods().items() if modality in {m.value for m in cls.modalities})
+    return sorted(name for name, cls in local_methods().items() if modality in {m.value for m in cls.modalities})
 
 
 # -- health and readiness -------------------------------------------------------------------------
@@ -246,7 +246,7 @@ def test_methods_lists_the_registry(client: TestClient) -> None:
 def _schema_bounds(prop: dict[str, Any]) -> dict[str, Any]:
     """Bounds of a property, looking inside anyOf (optional fields)."""
     found = {k: prop[k] for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "maxLength",
-                                  "minLength") if k in prop}
+                                  "minLength", "maxItems", "minItems") if k in prop}
     for option in prop.get("anyOf", []):
         found.update(_schema_bounds(option))
     return found
@@ -271,7 +271,7 @@ def test_method_params_schema(client: TestClient, name: str) -> None:
             if isinstance(meta, annotated_types.Le):
                 assert bounds["maximum"] == meta.le, field_name
             if isinstance(meta, annotated_types.MaxLen):
-                assert bounds["maxLength"] == meta.max_length, field_name
+                assert bounds.get("maxLength", bounds.get("maxItems")) == meta.max_length, field_name  # str, list
         if typing.get_origin(info.annotation) is typing.Literal:
             allowed = list(typing.get_args(info.annotation))
             assert prop.get("enum", [prop.get("const")]) == allowed, field_name

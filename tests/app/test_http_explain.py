@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from explainers.methods import all_methods
+from explainers.methods import local_methods
 from explainers.render.colormaps import COLORMAPS
 from explainers.serialize import decode_array
 from tests.app.conftest import BARE, FEATURES, LABELS, MODEL_FOR, as_sent, b64, decode_png, picture_size
@@ -23,7 +23,7 @@ def _case(name: str, *values: Any) -> Any:
 
 # Sync methods answer here; async ones answer 202 with a job and are tested end to end, with a
 # real queue and worker, in tests/workers.
-SYNC = {name: cls for name, cls in all_methods().items() if cls.execution.value == "sync"}
+SYNC = {name: cls for name, cls in local_methods().items() if cls.execution.value == "sync"}
 CASES = [_case(name, modality.value)
          for name, cls in SYNC.items() for modality in sorted(cls.modalities, key=lambda m: m.value)]
 IMAGE_METHODS = [_case(name) for name, cls in SYNC.items() if "image" in {m.value for m in cls.modalities}]
@@ -80,9 +80,9 @@ def test_explanation_has_the_contract_fields(client: TestClient, inputs: dict[st
     assert result["attribution"]["dtype"] == "float32" and result["attribution"]["encoding"] == "base64"
     assert isinstance(result["timing_ms"]["total"], (int, float)) and result["timing_ms"]["total"] >= 0
     assert isinstance(result["details"], dict)
-    default_score = all_methods()[method].Params.model_fields["score"].default  # black-box methods: probabilities
+    default_score = local_methods()[method].Params.model_fields["score"].default  # black-box methods: probabilities
     assert result["details"]["explained"] == default_score
-    if all_methods()[method].requires.value == "gradients":
+    if local_methods()[method].requires.value == "gradients":
         assert default_score == "logits"
 
     attr = attribution_of(result)
@@ -123,7 +123,7 @@ def test_explanation_has_the_contract_fields(client: TestClient, inputs: dict[st
 def test_probability_scores_are_reported(client: TestClient, inputs: dict[str, Any], method: str,
                                          modality: str) -> None:
     params = {**FAST_PARAMS.get(method, {}), "score": "probabilities"}
-    if "probabilities" not in get_args(all_methods()[method].Params.model_fields["score"].annotation):
+    if "probabilities" not in get_args(local_methods()[method].Params.model_fields["score"].annotation):
         # the propagation methods distribute the logit: asking for the probability is a clear 422
         body = {"model_id": MODEL_FOR[modality], "input": inputs[modality], "params": params}
         response = client.post(f"/explain/{method}", json=body)

@@ -30,7 +30,7 @@ def test_routes_and_schemas_do_not_import_torch():
     code = ("import sys\n"
             "import app.schemas, app.deps, app.errors, app.settings, app.middleware\n"
             "import app.routes.explain, app.routes.models, app.routes.methods, app.routes.health\n"
-            "import app.routes.jobs, app.routes.examples, app.routes.pages, app.openapi\n"
+            "import app.routes.jobs, app.routes.examples, app.routes.pages, app.openapi, app.routes.global_methods\n"
             "import app.main\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision'))\n"
             "print(','.join(bad))\n")
@@ -61,23 +61,28 @@ def _spec() -> dict:
 
 
 def test_method_path_parameter_lists_the_registered_methods():
-    from explainers.methods import all_methods
+    from explainers.methods import global_methods, local_methods
 
     (param,) = [p for p in _spec()["paths"]["/explain/{method}"]["post"]["parameters"] if p["name"] == "method"]
-    assert param["schema"]["enum"] == list(all_methods())
+    assert param["schema"]["enum"] == list(local_methods())
+    (param,) = [p for p in _spec()["paths"]["/models/{model_id}/global/{method}"]["post"]["parameters"]
+                if p["name"] == "method"]
+    assert param["schema"]["enum"] == list(global_methods()) and param["schema"]["enum"]
     names = param["schema"]["x-enum-varnames"]
     assert len(set(names)) == len(names) and all(n.isidentifier() for n in names)
 
 
 def test_each_methods_params_schema_is_a_component_of_explain_request():
     from app.openapi import params_schema_name
-    from explainers.methods import all_methods
+    from explainers.methods import all_methods, global_methods, local_methods
 
     spec = _spec()
     schemas = spec["components"]["schemas"]
     refs = [r["$ref"].rsplit("/", 1)[1] for r in schemas["ExplainRequest"]["properties"]["params"]["anyOf"]]
-    assert refs == [params_schema_name(name) for name in all_methods()]
+    assert refs == [params_schema_name(name) for name in local_methods()]
     assert len(set(refs)) == len(refs)
+    global_refs = [r["$ref"].rsplit("/", 1)[1] for r in schemas["GlobalRequest"]["properties"]["params"]["anyOf"]]
+    assert global_refs == [params_schema_name(name) for name in global_methods()]
     for name, cls in all_methods().items():
         component = schemas[params_schema_name(name)]
         assert set(component["properties"]) == set(cls.Params.model_fields)

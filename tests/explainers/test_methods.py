@@ -1,4 +1,8 @@
-"""Properties every registered method must have, generated from the registry."""
+"""Properties every registered local method must have, generated from the registry.
+
+Global methods (scope "global": they explain a model, not an input) are left out here by their scope
+and have their own generic tests in `test_global_methods.py`; the params test covers both scopes.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +13,16 @@ import pytest
 import torch
 
 from explainers.errors import InvalidParams, InvalidTarget
-from explainers.methods import all_methods, get_method
+from explainers.methods import all_methods, get_method, local_methods
 from explainers.models.handle import LocalModel, RawInput
 from explainers.params import parse_params
-from explainers.types import Modality
+from explainers.types import Modality, Scope
 from tests.explainers.conftest import raw_for
 
-CASES = [(name, modality) for name, cls in all_methods().items()
-         for modality in sorted(cls.modalities, key=lambda m: m.value)]
+LOCAL = {name: cls for name, cls in all_methods().items() if cls.scope is Scope.LOCAL}
+CASES = [(name, modality) for name, cls in LOCAL.items() for modality in sorted(cls.modalities, key=lambda m: m.value)]
+PARAM_CASES = [(name, modality) for name, cls in all_methods().items()
+               for modality in sorted(cls.modalities, key=lambda m: m.value)]
 TINY = {Modality.IMAGE: "tiny-image", Modality.TEXT: "tiny-text", Modality.TABULAR: "tiny-tabular"}
 
 
@@ -27,7 +33,8 @@ def hooks_left(module: torch.nn.Module) -> int:
 
 # Cheap settings for the costly black-box methods: these tests check properties, not quality.
 FAST = {"rise": {"n_masks": 200}, "lime": {"n_samples": 100}, "kernel_shap": {"n_samples": 64},
-        "anchors": {"max_evaluations": 3000}}
+        "anchors": {"max_evaluations": 3000}, "cle": {"n_samples": 100}, "shapley_sampling": {"n_permutations": 8},
+        "extremal_perturbation": {"n_steps": 20}}
 
 
 def explain(name: str, model: LocalModel, raw: RawInput, target=None, **params):
@@ -74,7 +81,7 @@ def test_target_selection_changes_the_explanation(tiny_registry, name, modality)
 
 
 GRADIENT_CASES = [(n, m) for n, m in CASES  # methods that can explain both the logit and the probability
-                  if set(get_args(all_methods()[n].Params.model_fields["score"].annotation)) == {"logits",
+                  if set(get_args(LOCAL[n].Params.model_fields["score"].annotation)) == {"logits",
                                                                                                   "probabilities"}]
 
 
@@ -116,7 +123,11 @@ def test_integrated_gradients_converges_with_more_steps(tiny_registry):
     assert gaps[2] < gaps[0] and gaps[2] < 2e-3 * abs(runs[2]["score_difference"]), gaps
 
 
-@pytest.mark.parametrize("name,modality", CASES, ids=[f"{n}-{m.value}" for n, m in CASES])
+def test_local_methods_are_those_of_local_scope():
+    assert set(local_methods()) == set(LOCAL) and LOCAL
+
+
+@pytest.mark.parametrize("name,modality", PARAM_CASES, ids=[f"{n}-{m.value}" for n, m in PARAM_CASES])
 def test_every_params_model_rejects_unknown_keys_and_has_bounds(name, modality):
     cls = all_methods()[name]
     with pytest.raises(InvalidParams):
@@ -145,7 +156,7 @@ def test_cam_methods_leave_the_resizing_to_the_base(tiny_registry, name):
 
 def test_methods_that_read_the_module_are_refused_on_remote_manifests(tiny_registry):
     manifest = tiny_registry.manifest("tiny-image").model_copy(update={"remote": object()})
-    for name, cls in all_methods().items():
+    for name, cls in LOCAL.items():
         refusal = cls.refusal(manifest)
         if Modality.IMAGE in cls.modalities:
             assert (refusal is not None) is cls.needs_module, name

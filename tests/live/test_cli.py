@@ -101,3 +101,17 @@ def test_errors_say_what_is_wrong(live: LiveServer, capsys: pytest.CaptureFixtur
     code, _, err = run(live, capsys, "explain", "-m", "shapes-cnn", "-M", "gradcam", str(EXAMPLES / "shape-0.png"),
                        "-p", "novalue")
     assert code == 2 and "key=value" in err
+
+
+def test_explain_a_model(live: LiveServer, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    chart = tmp_path / "rules.png"
+    code, out, err = run(live, capsys, "explain-model", "-m", "breast-cancer-mlp", "-M", "rule_extraction",
+                         "-p", "max_depth=2", "-o", str(chart))
+    assert code == 0, err
+    assert "rule_extraction on breast-cancer-mlp" in out and "\nIF " in out and "fidelity: " in out
+    assert chart.read_bytes().startswith(b"\x89PNG")
+    code, out, err = run(live, capsys, "explain-model", "-m", "shapes-cnn", "-M", "activation_maximisation",
+                         "--target", "star", "-p", "n_steps=5", "-q")
+    assert code == 0 and "image star: 64x64, objective " in out, err
+    code, _, err = run(live, capsys, "explain-model", "-m", "shapes-cnn", "-M", "gradcam")
+    assert code == 1 and "local_method" in err

@@ -96,3 +96,19 @@ def test_cancel_a_running_job(xai: Client) -> None:
         xai.wait(job.job_id, timeout=60)
     assert info.value.code == "canceled"
     assert xai.job(job.job_id).status == "canceled"
+
+
+def test_explain_a_model_with_a_global_method(xai: Client) -> None:
+    from xai_client import ModelExplanation
+
+    rules = xai.explain_model("rule_extraction", "breast-cancer-mlp", params={"max_depth": 2})
+    assert isinstance(rules, ModelExplanation) and rules.rules and rules.job_id
+    assert rules.details["fidelity"] > 0.8 and rules.text and rules.text.startswith("IF ")
+    assert isinstance(rules.chart, Image.Image) and rules.chart.width == 900
+    inverted = xai.explain_model("feature_inversion", "shapes-cnn", image=EXAMPLES / "shape-1.png",
+                                 params={"n_steps": 10})
+    assert inverted.images is not None and [label for label, _, _ in inverted.images][1].startswith("input")
+    assert inverted.images[0][2].size == (64, 64) and inverted.details["relative_error"] < 1.5
+    with pytest.raises(XaiError) as err:
+        xai.explain_model("normlime", "breast-cancer-mlp", features=[0.0] * 30)
+    assert err.value.status == 422 and err.value.code == "input_not_accepted"

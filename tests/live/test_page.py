@@ -50,6 +50,18 @@ def test_upload_an_image_and_see_the_gradcam_overlay(page: Page, screenshots: Pa
     log.info("screenshot: %s", page.shot("page.png"))
 
 
+def test_the_sanity_verdicts_show_next_to_the_method(page: Page, live: LiveServer) -> None:
+    verdicts = {name: m["sanity"].get("shapes-cnn") for name, m in methods(live).items()}
+    assert verdicts["gradcam"] == "passes" and verdicts["guided_backprop"] == "fails"  # the bundle's sanity.json
+    page.model("shapes-cnn")
+    for name in ("gradcam", "guided_backprop"):
+        page.method(name)
+        chip = page.css("#method-info .chip.sanity")
+        assert chip.get_attribute("data-sanity") == verdicts[name], chip.text
+    flagged = [b.text for b in page.all("#compare-methods label") if "fails sanity" in b.text]
+    assert flagged and all(t.startswith("guided_backprop") for t in flagged)
+
+
 def test_drop_an_example_and_pick_a_style(page: Page) -> None:
     page.model("shapes-cnn")
     page.method("saliency")
@@ -87,7 +99,8 @@ def test_params_form_follows_the_schema(page: Page, live: LiveServer) -> None:
 def test_an_async_job_shows_progress_to_the_end(page: Page) -> None:
     page.model("shapes-cnn")
     page.method("rise")
-    page.param("n_masks", 1500)
+    page.param("n_masks", 4000)
+    page.param("batch_size", 8)  # many small batches: a job of a few seconds that reports as it goes
     page.upload(EXAMPLES / "shape-3.png")
     page.click("#explain-btn")
     bar = wait_for(lambda: page.css("#single-result .progress"), 30, "the progress bar")
@@ -214,4 +227,37 @@ def test_lrp_with_a_rule_map_typed_as_json(page: Page) -> None:
     assert card.get_attribute("data-state") == "done", card.text
     assert "square" in card.find_element("css selector", ".result-target").text
     assert page.picture(card).width == 384
+    assert not severe_logs(page.d)
+
+
+def test_global_methods_explain_the_model(page: Page, live: LiveServer) -> None:
+    """The model's global methods are offered apart; one runs as a job and shows its rules and chart, and one
+    that takes an input sends the image shown."""
+    page.model("breast-cancer-mlp")
+    groups = page.js("return [...document.querySelectorAll('#method-select optgroup')].map((g) => "
+                     "[g.label, [...g.querySelectorAll('option')].map((o) => o.value)])")
+    listed = dict(groups)
+    assert listed["The model (global, jobs)"] == ["normlime", "rule_extraction"]
+    compare = {b.get_attribute("value") for b in page.all("#compare-methods input")}
+    assert not compare & {"normlime", "rule_extraction"}  # comparisons are per input
+    page.method("rule_extraction")
+    assert "explains the model" in page.css("#method-info").text
+    page.param("max_depth", 2)
+    page.click("#explain-btn")
+    card = page.card(timeout=120)
+    assert card.get_attribute("data-state") == "done", card.text
+    rules = card.find_elements("css selector", ".rules li")
+    assert rules and all(r.text.startswith("IF ") for r in rules)
+    assert page.picture(card).width == 900  # the rules chart
+    log.info("screenshot: %s", page.shot("global-rules.png"))
+    page.model("shapes-cnn")
+    page.method("feature_inversion")
+    page.param("n_steps", 20)
+    page.upload(EXAMPLES / "shape-2.png")
+    page.click("#explain-btn")
+    card = page.card(timeout=120)
+    assert card.get_attribute("data-state") == "done", card.text
+    chart = page.picture(card)  # the grid: the inversion and the input, 64 px each enlarged to 192
+    assert chart.width >= 2 * 192 and chart.height > 192
+    log.info("screenshot: %s", page.shot("global-inversion.png"))
     assert not severe_logs(page.d)

@@ -28,7 +28,7 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.settings import Settings
 from explainers.errors import ServiceError
-from explainers.methods import all_methods
+from explainers.methods import local_methods
 from explainers.models.manifest import Manifest
 from explainers.models.registry import ModelRegistry
 from explainers.models.remote import ModelServerError, ModelServerUnavailable, RemoteModel, V2Client
@@ -89,7 +89,7 @@ def inputs(rgb_image: np.ndarray) -> dict[str, dict[str, Any]]:
 
 def black_box(modality: str) -> set[str]:
     """Methods that need only predictions: not white-box ones, nor Score-CAM (it reads a layer)."""
-    return {name for name, cls in all_methods().items() if cls.requires is Requires.PREDICTIONS
+    return {name for name, cls in local_methods().items() if cls.requires is Requires.PREDICTIONS
             and name != "scorecam" and modality in {m.value for m in cls.modalities}}
 
 
@@ -130,7 +130,7 @@ def test_models_lists_remote_models_with_black_box_methods_only(api: TestClient)
         assert set(models[remote]["methods"]) == black_box(modality), remote
         assert models[local]["source"] == "local" and models[local]["device"] == "cpu"
         assert {"saliency", "integrated_gradients"} <= set(models[local]["methods"])
-    assert {"occlusion", "rise", "lime", "kernel_shap", "anchors"} == black_box("image")
+    assert {"occlusion", "rise", "lime", "kernel_shap", "anchors", "shapley_sampling", "cle"} == black_box("image")
     info = api.get(f"/models/{IMG_REMOTE}").json()
     assert info["input"]["server"] == {"protocol": "v2", "model_name": IMG, "model_version": "1",
                                        "max_batch": IMG_MAX_BATCH}
@@ -173,6 +173,8 @@ CASES = [
     ("image-nhwc", "occlusion", {"window": 8, "stride": 4}, 1e-5),
     ("text", "occlusion", {}, 1e-5),
     ("text", "lime", {"n_samples": 100}, 1e-4),
+    ("tabular", "shapley_sampling", {"n_permutations": 6, "n_background": 10, "max_exact_features": 0}, 1e-4),
+    ("image", "cle", {"n_samples": 120, "segmentation": "grid", "n_segments": 9}, 1e-4),
 ]
 
 
@@ -207,6 +209,17 @@ def test_black_box_explanation_on_the_remote_twin_equals_local(
     assert len(calls.requests) <= math.ceil(evaluations / max_batch) + len(calls.forwards)
     if method == "rise":  # 200 masks in forwards of 32 rows, 16 rows per request, plus the target's forward
         assert len(calls.requests) == 1 + 2 * 6 + 1
+
+
+def test_global_black_box_methods_on_the_remote_twin_equal_local(service: ExplanationService) -> None:
+    """Rule extraction reads only predictions: on the remote twin it finds the same rules."""
+    body = {"params": {"max_depth": 2, "n_perturbed": 200}}
+    a = service.explain_model("rule_extraction", TAB, body)
+    b = service.explain_model("rule_extraction", TAB_REMOTE, body)
+    assert [r["text"] for r in a["rules"]] == [r["text"] for r in b["rules"]]
+    assert a["details"]["fidelity"] == b["details"]["fidelity"]
+    assert "rule_extraction" in service.model_info(TAB_REMOTE)["global_methods"]
+    assert service.model_info(IMG_REMOTE)["global_methods"] == []  # each reads a layer of image models
 
 
 # -- what a remote model cannot do ------------------------------------------------------------------------

@@ -32,6 +32,14 @@ const TITLES = {
   worker_lost: "The worker running the job stopped",
   job_failed: "The job failed",
   canceled: "The job was canceled",
+  global_method: "This method explains a model, not one input",
+  local_method: "This method explains one input, not a model",
+  input_not_accepted: "This method takes no input",
+  samples_not_accepted: "This method takes no sample set",
+  input_required: "This method needs an input",
+  empty_samples: "The sample set is empty",
+  too_many_samples: "The sample set is too large",
+  no_samples: "The model ships no sample set",
   unreachable: "The service does not answer",
 };
 
@@ -122,4 +130,20 @@ export async function postExplain(method, { modelId, input, params, output, targ
     return request("POST", path, { form });
   }
   return request("POST", path, { json: { model_id: modelId, input, params, output, target } });
+}
+
+/** POST /models/{id}/global/{method}: a model-level job (JSON only: an image goes as base64). */
+export async function postGlobal(modelId, method, body) {
+  const path = `/models/${encodeURIComponent(modelId)}/global/${encodeURIComponent(method)}`;
+  return request("POST", path, { json: body });
+}
+
+/** A Blob's bytes as base64 (for JSON bodies). */
+export function blobBase64(blob) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result).split(",", 2)[1] || "");
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(blob);
+  });
 }

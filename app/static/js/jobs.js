@@ -1,9 +1,9 @@
 // Running one explanation into a card: sync methods answer at once, async ones become a job with a
 // progress bar, an ETA and a cancel button.
 
-import { ApiError, getJson, postExplain, request } from "./api.js";
+import { ApiError, getJson, postExplain, postGlobal, request } from "./api.js";
 import { el } from "./dom.js";
-import { errorView, showResult } from "./result.js";
+import { errorView, showGlobalResult, showResult } from "./result.js";
 
 const POLL_MS = 250;
 
@@ -44,7 +44,7 @@ function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-async function follow(card, jobId) {
+async function follow(card, jobId, show = showResult) {
   let canceling = false;
   const progress = progressView(jobId, async () => {
     canceling = true;
@@ -61,7 +61,7 @@ async function follow(card, jobId) {
     progress.update(job);
     if (job.status === "finished") {
       const keep = progress.view;
-      showResult(card, job.result);
+      show(card, job.result);
       card.querySelector(".result-body").prepend(keep);
       return;
     }
@@ -81,6 +81,18 @@ export async function runInto(card, method, req) {
     const { status, body } = await postExplain(method, req);
     if (status === 202) await follow(card, body.job_id);
     else showResult(card, body);
+  } catch (err) {
+    const error = err instanceof ApiError ? err : { code: "client_error", message: String(err), details: null };
+    card.querySelector(".result-body").replaceChildren(errorView(error));
+    card.dataset.state = "error";
+  }
+}
+
+/** Run a global method's job on a model into `card` (always a job); errors are shown in the card. */
+export async function runGlobalInto(card, modelId, method, body) {
+  try {
+    const { body: accepted } = await postGlobal(modelId, method, body);
+    await follow(card, accepted.job_id, showGlobalResult);
   } catch (err) {
     const error = err instanceof ApiError ? err : { code: "client_error", message: String(err), details: null };
     card.querySelector(".result-body").replaceChildren(errorView(error));

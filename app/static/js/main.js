@@ -1,9 +1,9 @@
 // The page: pick a model and a method, give an input, see the explanation; compare 2-4 methods.
 
-import { ApiError, getJson } from "./api.js";
+import { ApiError, blobBase64, getJson } from "./api.js";
 import { $, el } from "./dom.js";
 import { loadExamples, loadSample, readInput, setupImageInput, setupTextInput, showInputFor } from "./inputs.js";
-import { runInto } from "./jobs.js";
+import { runGlobalInto, runInto } from "./jobs.js";
 import { errorView, newCard } from "./result.js";
 import { buildParamsForm } from "./schema-form.js";
 
@@ -40,15 +40,37 @@ function methodsOf(model) {
   return model.methods.filter((name) => S.methods[name]);
 }
 
+function globalMethodsOf(model) {
+  return (model.global_methods || []).filter((name) => S.methods[name]);
+}
+
+const TAKES = { samples: "it uses the model's own sample set", input: "it uses the input above",
+                nothing: "it needs no input" };
+
 function selectMethod(name) {
   S.method = S.methods[name];
   $("#method-select").value = name;
   const m = S.method;
+  const global = m.scope === "global";
   $("#method-info").replaceChildren(
     el("span", { class: `chip ${m.execution}` }, m.execution === "async" ? "runs as a job" : "instant"),
     el("span", { class: "chip" }, m.requires === "gradients" ? "white-box" : "black-box"),
-    " ", m.description || "");
+    global ? el("span", { class: "chip global" }, "explains the model") : null,
+    sanityChip(m, S.model),
+    " ", m.description || "", global ? ` (${TAKES[m.takes] || ""})` : "");
   S.form = buildParamsForm($("#params-form"), m.params);
+}
+
+// The model randomisation test's verdict for this model (GET /methods `sanity`), where one was run.
+function sanityChip(method, model) {
+  const verdict = model && method.sanity ? method.sanity[model.id] : undefined;
+  if (!verdict) return null;
+  const passes = verdict === "passes";
+  return el("span", { class: `chip sanity ${passes ? "sync" : "async"}`, "data-sanity": verdict,
+                      title: passes ? "its maps change when the model's layers are randomised (Adebayo et al. 2018)"
+                                    : "its maps barely change when the model's layers are randomised: they show "
+                                      + "the input more than what the model learned" },
+            passes ? "sanity check passed" : "fails the sanity check");
 }
 
 function fillCompare(names) {
@@ -56,6 +78,8 @@ function fillCompare(names) {
     el("input", { type: "checkbox", value: name, onchange: limitCompare }),
     el("span", {}, name),
     S.methods[name].execution === "async" ? el("span", { class: "chip async tiny" }, "job") : null,
+    (S.methods[name].sanity || {})[S.model.id] === "fails"
+      ? el("span", { class: "chip async tiny", title: "fails the sanity check on this model" }, "fails sanity") : null,
   ])));
   limitCompare();
 }
@@ -83,7 +107,10 @@ async function selectModel(id) {
   const names = methodsOf(model);
   const group = (kind, title) => el("optgroup", { label: title },
     names.filter((n) => S.methods[n].execution === kind).map((n) => el("option", { value: n }, n)));
-  $("#method-select").replaceChildren(group("sync", "Instant (gradients)"), group("async", "Jobs (black-box, queued)"));
+  const globals = globalMethodsOf(model);
+  $("#method-select").replaceChildren(group("sync", "Instant (gradients)"), group("async", "Jobs (black-box, queued)"),
+    globals.length ? el("optgroup", { label: "The model (global, jobs)" },
+      globals.map((n) => el("option", { value: n }, n))) : null);
   selectMethod(FIRST_CHOICE.find((n) => names.includes(n)) || names[0]);
   fillCompare(names);
   if (model.modality === "tabular") {
@@ -123,10 +150,29 @@ function formParams() {
   return params;
 }
 
+async function explainModel(params) {
+  const body = { params };
+  if (S.method.takes === "input") {
+    const { input, error } = readInput(S.model);
+    if (error) return showError({ code: "invalid_input", message: error, details: null });
+    body.input = input.image ? { image: await blobBase64(input.image) } : input;
+  }
+  if (S.method.name === "activation_maximisation" && $("#target-select").value !== "") {
+    body.target = Number($("#target-select").value);
+  }
+  const card = newCard(S.method.name, "async", S.model.id, params);
+  $("#compare-grid").hidden = true;
+  $("#empty-state").hidden = true;
+  $("#single-result").replaceChildren(card);
+  $("#single-result").hidden = false;
+  await runGlobalInto(card, S.model.id, S.method.name, body);
+}
+
 async function explain() {
   showError(null);
   const params = formParams();
   if (params === null) return;
+  if (S.method.scope === "global") return explainModel(params);
   const { req, error } = request(params);
   if (error) return showError({ code: "invalid_input", message: error, details: null });
   const card = newCard(S.method.name, S.method.execution, S.model.id, params);

@@ -104,6 +104,50 @@ export function showResult(card, result) {
   card.dataset.state = "done";
 }
 
+/** Fill a card's body with a finished global explanation: its chart, images, rankings or rules. */
+export function showGlobalResult(card, result) {
+  const body = card.querySelector(".result-body");
+  card.querySelector(".result-target").replaceChildren(el("span", { class: "label" }, "the model"));
+  const parts = [];
+  if (result.chart_png) {
+    parts.push(el("figure", { class: "picture chart" }, el("img", {
+      class: "overlay", alt: `${result.method} on ${result.model_id}`, src: `data:image/png;base64,${result.chart_png}` })));
+  }
+  if (result.rankings && result.rankings.length) {
+    const all = result.rankings[0];
+    parts.push(el("table", { class: "features ranking" }, [
+      el("thead", {}, el("tr", {}, [el("th", {}, `feature (${all.label})`), el("th", {}, "importance"),
+        el("th", {}, "direction"), el("th", {}, "kept in")])),
+      el("tbody", {}, all.features.slice(0, 10).map((f) => el("tr", {}, [
+        el("td", {}, f.name), el("td", { class: "num" }, f.importance.toPrecision(3)),
+        el("td", { class: `num ${f.direction < 0 ? "neg" : "pos"}` }, f.direction.toPrecision(3)),
+        el("td", { class: "num" }, String(f.count))])))]));
+  }
+  if (result.rules && result.rules.length) {
+    parts.push(el("ol", { class: "rules" }, result.rules.map((r) => el("li", {}, r.text))));
+  }
+  const side = [];
+  if (result.images && result.images.length && result.rankings) {  // normlime's concepts (others: in the chart)
+    side.push(el("h4", {}, "Concepts"), el("div", { class: "generated" }, result.images.map((g) => el("figure", {}, [
+      el("img", { src: `data:image/png;base64,${g.png}`, alt: g.label }),
+      el("figcaption", { class: "muted small" }, g.objective === null ? g.label : `${g.label} · ${g.objective.toPrecision(4)}`),
+    ]))));
+  }
+  const timing = result.timing_ms || {};
+  side.push(el("h4", {}, "Time"), el("div", { class: "timing" }, ["total", "explain"]
+    .filter((k) => timing[k] !== undefined)
+    .map((k) => el("span", { class: "chip", "data-timing": k }, `${k} ${fmtMs(timing[k])}`))));
+  const rows = detailRows(result.details || {});
+  if (rows.length) side.push(el("details", { class: "more" }, [el("summary", {}, "Details"), el("dl", {}, rows)]));
+  if (result.chart_png) {
+    side.push(el("div", { class: "downloads" }, el("a", { class: "button small", "data-download": "png",
+      href: `data:image/png;base64,${result.chart_png}`, download: `${result.method}-${result.model_id}.png` },
+    "Chart (.png)")));
+  }
+  body.replaceChildren(el("div", { class: "result-main" }, parts), el("div", { class: "result-side" }, side));
+  card.dataset.state = "done";
+}
+
 /** A readable error inside a card or in the page's error box. */
 export function errorView(error) {
   const lines = detailLines(error.details);
