@@ -219,6 +219,18 @@ def test_kernel_shap_on_a_linear_model_is_w_times_x_minus_mean(linear_model: Loc
         assert out.details["n_evaluations"] <= 202
 
 
+def shapley_of(v, m: int) -> np.ndarray:
+    """The Shapley values of a game v(set of features) by the formula."""
+    phi = np.zeros(m)
+    for i in range(m):
+        others = [j for j in range(m) if j != i]
+        for k in range(m):
+            for s in itertools.combinations(others, k):
+                weight = factorial(k) * factorial(m - k - 1) / factorial(m)
+                phi[i] += weight * (v(set(s) | {i}) - v(set(s)))
+    return phi
+
+
 def test_kernel_shap_exact_equals_brute_force_shapley(tiny_registry: ModelRegistry) -> None:
     model = tiny_registry.get("tiny-tabular")
     assert model.background is not None
@@ -227,34 +239,59 @@ def test_kernel_shap_exact_equals_brute_force_shapley(tiny_registry: ModelRegist
     bg = torch.from_numpy(model.background)
     xt = torch.tensor(x, dtype=torch.float32)
 
-    def v(subset: tuple[int, ...]) -> float:
+    def v(subset: set) -> float:
         keep = torch.zeros(4, dtype=torch.bool)
-        keep[list(subset)] = True
+        keep[sorted(subset)] = True
         return float(softmax_target(model, torch.where(keep, xt, bg), 2).mean())
 
-    m = 4
-    phi = np.zeros(m)
-    for i in range(m):
-        others = [j for j in range(m) if j != i]
-        for k in range(m):
-            for s in itertools.combinations(others, k):
-                weight = factorial(k) * factorial(m - k - 1) / factorial(m)
-                phi[i] += weight * (v(tuple(sorted(s + (i,)))) - v(s))
     assert out.details["exact"]
-    np.testing.assert_allclose(out.attribution, phi, atol=1e-6)
+    np.testing.assert_allclose(out.attribution, shapley_of(v, 4), atol=1e-6)
 
 
-def test_kernel_shap_sampler_pairs_and_follows_the_size_distribution() -> None:
-    drawn = kernel_shap.paired_coalitions(np.random.default_rng(0), 20000, 9)
-    assert len(drawn) == 20000 and (drawn[0::2] == ~drawn[1::2]).all()  # each followed by its complement
-    masks, counts = np.unique(drawn, axis=0, return_counts=True)
-    index = {row.tobytes(): c for row, c in zip(masks, counts)}
-    assert all(index[(~row).tobytes()] == c for row, c in zip(masks, counts))  # each with its complement
-    sizes = np.bincount(masks.sum(1), weights=counts, minlength=10) / counts.sum()
-    expected = kernel_shap.size_weights(9) / kernel_shap.size_weights(9).sum()
-    np.testing.assert_allclose(sizes, expected, atol=0.01)
+def test_the_design_enumerates_the_outer_sizes_and_samples_distinct_pairs() -> None:
+    from explainers.methods._shapley_design import coalition_design, size_weights
+
+    d = coalition_design(np.random.default_rng(0), 14, 2000)
+    assert d.enumerated_sizes == [1, 2, 12, 13] and d.enumerated == 2 * 14 + 2 * 91
+    sampled = d.masks[d.enumerated:]
+    assert len(d.masks) == 2000 and (sampled[0::2] == ~sampled[1::2]).all()  # each followed by its complement
+    assert len(np.unique(d.masks, axis=0)) == len(d.masks)  # without replacement
+    assert set(sampled.sum(1)) <= set(range(3, 12))
+    assert d.weights.sum() == pytest.approx(1.0) and (d.weights > 0).all()
+    w = size_weights(14)
+    enumerated_share = (w[1] + w[2] + w[12] + w[13]) / w.sum()
+    assert d.weights[:d.enumerated].sum() == pytest.approx(enumerated_share)
+    sizes = np.minimum(sampled[0::2].sum(1), 14 - sampled[0::2].sum(1))
+    drawn = np.bincount(sizes, weights=d.draws, minlength=8)[3:] / d.draws.sum()
+    expected = np.array([w[s] + (w[14 - s] if s != 7 else 0) for s in range(3, 8)])
+    np.testing.assert_allclose(drawn, expected / expected.sum(), atol=0.02)  # sizes by the kernel
     exact, weights = kernel_shap.all_coalitions(5)
     assert len(exact) == 30 and weights[exact.sum(1) == 1][0] == pytest.approx(4 / (5 * 1 * 4))
+
+
+def test_the_interactions_surrogate_is_exact_on_a_game_of_order_three() -> None:
+    """A game with pair and triple terms: the order-three fit on a sampled design finds its Shapley values
+    (up to the small ridge); the additive fit with paired sampling does not."""
+    from explainers.methods._shapley_design import Surrogate, coalition_design
+
+    m = 9
+    rng = np.random.default_rng(3)
+    single, pairs, triples = rng.normal(size=m), {(0, 1): 1.5, (2, 5): -1.0}, {(1, 3, 4): 2.0, (0, 6, 8): -1.2}
+
+    def v(s: set) -> float:
+        return (sum(single[i] for i in s) + sum(c for t, c in pairs.items() if set(t) <= s)
+                + sum(c for t, c in triples.items() if set(t) <= s))
+
+    exact = shapley_of(v, m)
+    d = coalition_design(np.random.default_rng(0), m, 300)
+    assert d.pairs > 0
+    y = np.array([v(set(np.flatnonzero(z))) for z in d.masks])
+    total = v(set(range(m)))
+    rich = Surrogate(d.masks, total, list(range(m))).solve(y, d.weights)
+    plain = Surrogate(d.masks, total).solve(y, d.weights)
+    assert rich.sum() == pytest.approx(total) and plain.sum() == pytest.approx(total)
+    np.testing.assert_allclose(rich, exact, atol=0.01)
+    assert np.abs(rich - exact).max() < 0.25 * np.abs(plain - exact).max()
 
 
 # -- the breast-cancer demo: shap and LIME -----------------------------------------------------------
