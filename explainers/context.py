@@ -36,7 +36,24 @@ class Share:
             self.sink(whole)
 
 
-class Context:
+class ModelAccess:
+    """The local model and its torch module, for the methods that read them (`needs_module`)."""
+
+    model: Model
+
+    @property
+    def local(self) -> LocalModel:
+        """The local model of a method with `needs_module` (`Explainer.explain` refuses others)."""
+        assert isinstance(self.model, LocalModel), "only methods with needs_module read the module"
+        return self.model
+
+    @property
+    def module(self) -> nn.Module:
+        """The torch module of a local model."""
+        return self.local.module
+
+
+class Context(ModelAccess):
     """Per-call state handed to a method: the prepared input, the target, the score.
 
     `progress(fraction)` is called as work completes; it may raise to cancel the call.
@@ -84,17 +101,6 @@ class Context:
     @property
     def x(self) -> torch.Tensor:
         return self.inputs.x
-
-    @property
-    def local(self) -> LocalModel:
-        """The local model of a method with `needs_module` (`Explainer.explain` refuses others)."""
-        assert isinstance(self.model, LocalModel), "only methods with needs_module read the module"
-        return self.model
-
-    @property
-    def module(self) -> nn.Module:
-        """The torch module of a local model."""
-        return self.local.module
 
     def layer(self, name: str | None) -> tuple[str, nn.Module]:
         """A layer by module name (default: the manifest's `cam_layer`), with its name."""

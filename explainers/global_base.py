@@ -11,19 +11,19 @@ import time
 from typing import Any, ClassVar
 
 import torch
-from torch import nn
 
 from explainers.base import Progress, resolve_target
+from explainers.context import ModelAccess
 from explainers.errors import InvalidInput, MethodNotSupported
 from explainers.global_result import ModelExplanation, ModelResult
 from explainers.method import Method
-from explainers.models.handle import Forward, LocalModel, RawInput
+from explainers.models.handle import Forward, RawInput
 from explainers.models.protocol import Model
 from explainers.params import P
 from explainers.types import Execution, Scope, Takes
 
 
-class GlobalContext:
+class GlobalContext(ModelAccess):
     """Per-call state of a global method: the model, what the request gave, progress, evaluations.
 
     `samples` is the sample set (methods that take one), `raw` the one input (methods that take one),
@@ -38,15 +38,6 @@ class GlobalContext:
         self.requested_target = target
         self.progress: Progress = progress or (lambda _fraction: None)
         self.evaluations = 0
-
-    @property
-    def local(self) -> LocalModel:
-        assert isinstance(self.model, LocalModel), "only methods with needs_module read the module"
-        return self.model
-
-    @property
-    def module(self) -> nn.Module:
-        return self.local.module
 
     @property
     def device(self) -> torch.device:

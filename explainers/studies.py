@@ -205,9 +205,7 @@ class Studies:
             per: dict[str, list[float]] = {}
             failures: list[str] = []
             for j, (raw, region) in enumerate(zip(sample.raws, sample.regions)):
-                def share(f: float, k: int = i * len(sample.raws) + j) -> None:
-                    if progress is not None:
-                        progress(min(1.0, (k + f) / total))
+                share = None if progress is None else Share(progress, i * len(sample.raws) + j, total)
                 try:
                     expl = cls().explain(model, raw, parsed, progress=share, max_map_side=limits.max_map_side,
                                          max_batch_elements=limits.max_batch_elements, quality=options)

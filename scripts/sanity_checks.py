@@ -13,18 +13,17 @@ import argparse
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from explainers.service import ExplanationService
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("sanity_checks")
 N_INPUTS, STAGES, SEED = 4, 8, 0
 
 
-def check(models: Path, model_id: str) -> dict[str, Any]:
-    from explainers.models.registry import ModelRegistry
-    from explainers.service import ExplanationService
-
-    service = ExplanationService(ModelRegistry(models, device="cpu"))  # no state folder: nothing cached
+def check(service: ExplanationService, model_id: str) -> dict[str, Any]:
     result = service.studies.sanity(model_id, n_inputs=N_INPUTS, stages=STAGES, seed=SEED)
     for method in result["methods"]:
         method.pop("cached", None)
@@ -41,11 +40,13 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from explainers.models.registry import ModelRegistry
+    from explainers.service import ExplanationService
 
-    registry = ModelRegistry(args.models, device="cpu")
+    registry = ModelRegistry(args.models, device="cpu")  # no state folder: nothing is read from a cache
+    service = ExplanationService(registry)
     ids = args.ids or [i for i in registry.ids() if registry.manifest(i).remote is None]
     for model_id in ids:
-        result = check(args.models, model_id)
+        result = check(service, model_id)
         path = registry.folder_of(model_id) / "sanity.json"
         path.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
         log.info("%s: %s", model_id, ", ".join(f"{m['method']} {m['verdict']}" for m in result["methods"]))

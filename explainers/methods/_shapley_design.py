@@ -28,7 +28,7 @@ from math import comb
 
 import numpy as np
 
-from explainers.methods._surrogate import distinct
+from explainers.methods._surrogate import constrained_least_squares, distinct
 
 RIDGE = 2e-4  # on the interaction coefficients, relative to kernel weights that sum to 1
 MAX_INTERACTION_TERMS = 1400  # pairs + triples (20 features); beyond, the fit costs more than it saves
@@ -127,8 +127,9 @@ def _sample_pairs(rng: np.random.Generator, m: int, sizes: list[int], w: np.ndar
     pairs = min(pairs, available)
     probs = np.array([_pair_weight(w, m, s) for s in sizes])
     probs /= probs.sum()
-    found: dict[bytes, int] = {}
+    index: dict[bytes, int] = {}  # a pair's key -> its place in `kept` and `counts`
     kept: list[np.ndarray] = []
+    counts: list[int] = []
     for _ in range(64):  # rounds of draws; each round draws what is still missing, twice over
         want = pairs - len(kept)
         if want <= 0:
@@ -142,20 +143,21 @@ def _sample_pairs(rng: np.random.Generator, m: int, sizes: list[int], w: np.ndar
             if len(kept) == pairs:
                 break
             key = np.packbits(row).tobytes()
-            if key in found:
-                found[key] += 1
+            if key in index:
+                counts[index[key]] += 1
             else:
-                found[key] = 1
+                index[key] = len(kept)
                 kept.append(row)
-    draws = np.array([found[np.packbits(r).tobytes()] for r in kept], dtype=np.float64)
-    return np.array(kept, dtype=bool).reshape(-1, m), draws
+                counts.append(1)
+    return np.array(kept, dtype=bool).reshape(-1, m), np.array(counts, dtype=np.float64)
 
 
 def interaction_terms(features: Sequence[int]) -> list[tuple[int, ...]]:
     return [*itertools.combinations(features, 2), *itertools.combinations(features, 3)]
 
 
-def _terms(k: int) -> int:
+def interaction_count(k: int) -> int:
+    """The pairs and triples of k features."""
     return comb(k, 2) + comb(k, 3)
 
 
@@ -164,10 +166,10 @@ def interaction_features(m: int, rows: int, additive: np.ndarray) -> list[int]:
     (`MAX_INTERACTION_TERMS`) and the design at least half as large as the surrogate; else the largest k
     whose pairs and triples number at most an eighth of the design, among the k features the additive fit
     ranks highest (none below three)."""
-    if _terms(m) <= MAX_INTERACTION_TERMS and rows >= (m + _terms(m)) // 2:
+    if interaction_count(m) <= MAX_INTERACTION_TERMS and rows >= (m + interaction_count(m)) // 2:
         return list(range(m))
     k = 0
-    while k < min(m, 20) and _terms(k + 1) <= rows / 8:
+    while k < min(m, 20) and interaction_count(k + 1) <= rows / 8:
         k += 1
     if k < 3:
         return []
@@ -181,38 +183,35 @@ class Surrogate:
     def __init__(self, masks: np.ndarray, total: float, features: Sequence[int] = ()) -> None:
         self.m = masks.shape[1]
         self.total = total
-        unique, self.inverse, _ = distinct(masks)  # a coalition sampled twice is one row with both weights
-        z = unique.astype(np.float64)
+        self.unique, self.inverse, _ = distinct(masks)  # a coalition sampled twice: one row, both weights
+        self.rows = len(self.unique)
         self.terms = interaction_terms(features)  # the pairs and triples of these features (none: additive)
         if self.terms:
-            z = np.concatenate([z, np.stack([unique[:, list(t)].all(axis=1) for t in self.terms], axis=1)], axis=1)
-        self.design = z[:, :-1] - z[:, -1:]  # efficiency: the last coefficient is total - sum(others)
-        self.last = z[:, -1]
-        self.rows = len(unique)
+            z = np.concatenate([self.unique.astype(np.float64),
+                                np.stack([self.unique[:, list(t)].all(axis=1) for t in self.terms], axis=1)], axis=1)
+            self.design = z[:, :-1] - z[:, -1:]  # efficiency: the last coefficient is total - sum(others)
+            self.last = z[:, -1]
 
     def solve(self, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Shapley values of the surrogate fitted to values y (minus the empty coalition's), one per mask."""
         m = self.m
-        if m == 1 or self.rows == 0:
-            return np.full(m, self.total / max(m, 1))
         w = np.zeros(self.rows)
         np.add.at(w, self.inverse, weights)
         values = np.zeros(self.rows)
         values[self.inverse] = y
+        if not self.terms:
+            return constrained_least_squares(self.unique, values, w, self.total)
         target = values - self.last * self.total
-        if self.terms:  # normal equations with a ridge on the interaction coefficients (not the eliminated one)
-            gram = (self.design * w[:, None]).T @ self.design
-            ridge = np.zeros(self.design.shape[1])
-            ridge[m:] = RIDGE * w.sum()
-            gram[np.diag_indices_from(gram)] += ridge
-            rhs = self.design.T @ (w * target)
-            try:
-                head = np.linalg.solve(gram, rhs)
-            except np.linalg.LinAlgError:  # a feature constant over the design: the least-norm solution
-                head = np.linalg.lstsq(gram, rhs, rcond=None)[0]
-        else:
-            root = np.sqrt(w)
-            head = np.linalg.lstsq(self.design * root[:, None], target * root, rcond=None)[0]
+        # normal equations with a ridge on the interaction coefficients (not on the eliminated one)
+        gram = (self.design * w[:, None]).T @ self.design
+        ridge = np.zeros(self.design.shape[1])
+        ridge[m:] = RIDGE * w.sum()
+        gram[np.diag_indices_from(gram)] += ridge
+        rhs = self.design.T @ (w * target)
+        try:
+            head = np.linalg.solve(gram, rhs)
+        except np.linalg.LinAlgError:  # a feature constant over the design: the least-norm solution
+            head = np.linalg.lstsq(gram, rhs, rcond=None)[0]
         coef = np.append(head, self.total - head.sum())
         phi = coef[:m].copy()
         for term, c in zip(self.terms, coef[m:]):

@@ -17,6 +17,7 @@ from explainers.methods._shapley_design import (
     Surrogate,
     bootstrap_errors,
     coalition_design,
+    interaction_count,
     interaction_features,
     size_weights,
 )
@@ -64,7 +65,7 @@ class KernelShap(PerturbationExplainer[KernelShapParams]):
     def _attribute(self, ctx: Context, p: KernelShapParams) -> Attribution:
         masker = feature_masker(ctx, p)
         m = masker.n_features
-        if p.surrogate == "interactions" and comb(m, 2) + comb(m, 3) > MAX_INTERACTION_TERMS:
+        if p.surrogate == "interactions" and interaction_count(m) > MAX_INTERACTION_TERMS:
             raise InvalidParams(f"surrogate 'interactions' takes at most 20 features, not {m}: ask for fewer "
                                 "superpixels, or surrogate 'auto'", code="invalid_params", details={"features": m})
         budget = p.max_evaluations // masker.rows_per_mask if p.max_evaluations else None

@@ -135,8 +135,7 @@ class Rise(PerturbationExplainer[RiseParams]):
                     and ctx.error <= p.tolerance):
                 ctx.stopped = "converged"
                 break
-        saliency = total / (used * p.p_keep)
-        ctx.error = _relative_error(total, squares, used)
+        saliency = total / (used * p.p_keep)  # ctx.error is that of these `used` masks (set in the loop)
         offset = score_sum / used
         details = {"n_masks": used, "p_keep": p.p_keep, "cell_size": p.cell_size, "fill": p.fill,
                    "offset": offset, "relative_error": ctx.error, "centered": p.center,
