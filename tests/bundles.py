@@ -94,3 +94,34 @@ def make_propagation_bundles(root: Path, tiny_dir: Path) -> None:
     manifest = json.loads((bare / "model.json").read_text())
     manifest.pop("samples")
     (bare / "model.json").write_text(json.dumps({**manifest, "id": "tiny-image-bare"}, indent=1))
+
+
+def make_transformer_bundles(root: Path) -> dict[str, Path]:
+    """`tiny-vit` (torchvision's VisionTransformer, 32 px, patch 8, two layers) and `tiny-text-transformer`
+    (demos.text_transformer over VOCAB), with seeded weights large enough for peaked attention."""
+    from demos import text_transformer, vit
+
+    gen = torch.Generator().manual_seed(99)
+
+    def seeded(module: torch.nn.Module, scale: float) -> torch.nn.Module:
+        with torch.no_grad():
+            for p in module.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen) * scale)
+        return module
+
+    kwargs = {"num_classes": 3, "num_layers": 2, "num_heads": 2, "hidden_dim": 16, "mlp_dim": 32, "image_size": 32}
+    image = _write(root / "tiny-vit", {
+        "id": "tiny-vit", "modality": "image", "architecture": "demos.vit:build_model", "architecture_kwargs": kwargs,
+        "weights": "weights.safetensors", "labels": ["red", "green", "blue"],
+        "image": {"size": [32, 32], "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
+        "cam_layer": vit.cam_layer(2), "transformer": {"prefix_tokens": 1, "patch_size": [8, 8]},
+    }, seeded(vit.build_model(**kwargs), 0.4))
+    text_kwargs = {"vocab_size": len(VOCAB), "embed_dim": 16, "num_layers": 2, "num_heads": 2, "mlp_dim": 32,
+                   "max_length": 16}
+    text = _write(root / "tiny-text-transformer", {
+        "id": "tiny-text-transformer", "modality": "text", "architecture": "demos.text_transformer:build_model",
+        "architecture_kwargs": text_kwargs, "weights": "weights.safetensors", "labels": ["negative", "positive"],
+        "text": {"embedding_layer": "embedding", "max_length": 16}, "transformer": {"prefix_tokens": 1},
+    }, seeded(text_transformer.build_model(**text_kwargs), 0.4))
+    (text / "vocab.json").write_text(json.dumps(VOCAB))
+    return {"tiny-vit": image, "tiny-text-transformer": text}

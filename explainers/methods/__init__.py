@@ -11,6 +11,7 @@ from explainers.method import Method
 from explainers.methods import (  # noqa: F401  (the explicit import list registers every method)
     activation_maximisation,
     anchors,
+    attention_rollout,
     cle,
     deconvnet,
     deep_taylor,
@@ -38,6 +39,7 @@ from explainers.methods import (  # noqa: F401  (the explicit import list regist
     scorecam,
     shapley_sampling,
     smoothgrad,
+    transformer_attribution,
 )
 from explainers.registry import lookup, registered
 from explainers.types import Scope

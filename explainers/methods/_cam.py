@@ -9,29 +9,52 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from explainers.base import Attribution, Context, Explainer
+from explainers.errors import InvalidParams
 from explainers.hooks import capture_output, last_output
 from explainers.params import P, Params
+from explainers.token_grid import MAX_PREFIX, token_layout, tokens_to_grid
 from explainers.types import Modality
 
 LAYER_HELP = "module name of the CAM layer; default: the model's cam_layer"
 
 
-class CamParams(Params):
+class LayerParams(Params):
+    """The layer a CAM reads, and how a token layer's output [B, N, C] becomes feature maps."""
+
     layer: str | None = Field(None, max_length=200, description=LAYER_HELP)
+    prefix_tokens: int | None = Field(None, ge=0, le=MAX_PREFIX, description="token layers: tokens dropped "
+                                      "before the grid (the class token); default: the manifest's, else inferred")
+    grid: tuple[int, int] | None = Field(None, description="token layers: (rows, columns) of the patch grid; "
+                                         "default: the manifest's, else the largest square")
+
+    def as_feature_maps(self, ctx: Context, output: torch.Tensor) -> torch.Tensor:
+        """A layer's output as [B, C, h, w]: feature maps as they are, tokens reshaped onto their grid."""
+        if output.dim() == 4:
+            return output
+        if output.dim() != 3:
+            raise InvalidParams("the layer must output [batch, channels, height, width] feature maps or "
+                                "[batch, tokens, channels] tokens")
+        prefix, grid = token_layout(ctx.model.manifest, output.shape[1], self.prefix_tokens, self.grid)
+        return tokens_to_grid(output, prefix, grid)
 
 
-def layer_activations_and_gradients(ctx: Context, layer_name: str | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Activations A [1, K, h, w] of the layer and d score / d A, from one forward pass.
+class CamParams(LayerParams):
+    pass
+
+
+def layer_activations_and_gradients(ctx: Context, p: LayerParams) -> tuple[torch.Tensor, torch.Tensor]:
+    """Activations A [1, K, h, w] of the layer and d score / d A, from one forward pass (a token layer's
+    tokens on their grid).
 
     The backward pass stops at the layer: nothing before it is differentiated.
     """
-    name, layer = ctx.layer(layer_name)
-    with torch.enable_grad(), capture_output(layer, leaf=True, feature_map=True) as seen:
+    name, layer = ctx.layer(p.layer)
+    with torch.enable_grad(), capture_output(layer, leaf=True) as seen:
         outputs = ctx.forward(ctx.x)
         ctx.observe(outputs)
         activation = last_output(seen, name)
         (grad,) = torch.autograd.grad(ctx.score(outputs).sum(), activation)
-    return activation.detach(), grad
+    return p.as_feature_maps(ctx, activation.detach()), p.as_feature_maps(ctx, grad)
 
 
 class CamBase(Explainer[P]):
@@ -44,11 +67,11 @@ class CamBase(Explainer[P]):
         """[1, K, h, w] activations and gradients -> map [h, w] (before the final ReLU)."""
         raise NotImplementedError
 
-    def layer_cam(self, ctx: Context, layer: str | None) -> tuple[torch.Tensor, dict[str, Any]]:
+    def layer_cam(self, ctx: Context, p: LayerParams) -> tuple[torch.Tensor, dict[str, Any]]:
         """The ReLU'd CAM [h, w] at the layer's resolution, and its details (the base resizes it)."""
-        activations, grads = layer_activations_and_gradients(ctx, layer)
+        activations, grads = layer_activations_and_gradients(ctx, p)
         low = torch.relu(self.cam(activations.float(), grads.float()))
-        return low, {"layer": layer or ctx.model.manifest.cam_layer, "cam_shape": list(low.shape)}
+        return low, {"layer": p.layer or ctx.model.manifest.cam_layer, "cam_shape": list(low.shape)}
 
 
 class CamExplainer(CamBase[CamParams]):
@@ -57,7 +80,7 @@ class CamExplainer(CamBase[CamParams]):
     Params = CamParams
 
     def _attribute(self, ctx: Context, p: CamParams) -> Attribution:
-        return Attribution(*self.layer_cam(ctx, p.layer))
+        return Attribution(*self.layer_cam(ctx, p))
 
 
 def to_input_size(cam: torch.Tensor, ctx: Context, mode: Literal["bilinear", "nearest"]) -> torch.Tensor:

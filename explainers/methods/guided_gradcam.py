@@ -30,7 +30,7 @@ class GuidedGradCam(CamBase[GuidedGradCamParams]):
         return gradcam_weighting(activations, gradients)
 
     def _attribute(self, ctx: Context, p: GuidedGradCamParams) -> Attribution:
-        low, details = self.layer_cam(ctx, p.layer)
+        low, details = self.layer_cam(ctx, p)
         with relu_backward_rule(ctx.module, "guided"):
             guided = score_gradient(ctx, ctx.x)
         return Attribution(reduce(guided * to_input_size(low, ctx, p.upsample), ctx.model.modality, "sum"), details)

@@ -4,27 +4,27 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
-from torch import nn
 
 from explainers.base import Attribution, BudgetExhausted, Context
 from explainers.hooks import capture_output, last_output
-from explainers.methods._cam import LAYER_HELP
+from explainers.methods._cam import LayerParams
 from explainers.methods._perturbation import PerturbationExplainer
 from explainers.params import BlackBoxParams
 from explainers.registry import register
 from explainers.types import Modality, Requires
 
 
-class ScoreCamParams(BlackBoxParams):
-    layer: str | None = Field(None, max_length=200, description=LAYER_HELP)
+class ScoreCamParams(BlackBoxParams, LayerParams):
+    pass
 
 
-def layer_activations(ctx: Context, name: str, layer: nn.Module) -> torch.Tensor:
-    """The layer's output [1, K, h, w] from one inference forward of the input (which also sets the target)."""
-    with torch.inference_mode(), capture_output(layer, feature_map=True) as seen:
+def layer_activations(ctx: Context, p: LayerParams) -> tuple[str, torch.Tensor]:
+    """The layer's name and output [1, K, h, w] (a token layer's on its grid) from one inference forward of the
+    input (which also sets the target)."""
+    name, layer = ctx.layer(p.layer)
+    with torch.inference_mode(), capture_output(layer) as seen:
         ctx.observe(ctx.forward(ctx.x))
-    return last_output(seen, name).float()
+    return name, p.as_feature_maps(ctx, last_output(seen, name)).float()
 
 
 def unit_masks(activations: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -51,8 +51,8 @@ class ScoreCam(PerturbationExplainer[ScoreCamParams]):
     signed = False
 
     def _attribute(self, ctx: Context, p: ScoreCamParams) -> Attribution:
-        name, layer = ctx.layer(p.layer)
-        acts = layer_activations(ctx, name, layer)[0]  # [K, h, w]
+        name, maps = layer_activations(ctx, p)
+        acts = maps[0]  # [K, h, w]
         x = ctx.x
         size = (x.shape[-2], x.shape[-1])
         n = acts.shape[0]

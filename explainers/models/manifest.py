@@ -84,6 +84,19 @@ class TabularSpec(_Strict):
         return self
 
 
+class TransformerSpec(_Strict):
+    """A transformer's tokens: the prefix tokens (a class token) before the patch or word tokens, the patch
+    size of an image model (its grid is the input size over it), and its self-attention modules."""
+
+    prefix_tokens: int = Field(1, ge=0, le=16, description="tokens before the patch or word tokens; the first "
+                               "is the class token the head reads")
+    patch_size: tuple[int, int] | None = Field(None, description="image models: (height, width) of a patch in "
+                                               "pixels of the model input")
+    attention: list[str] | None = Field(
+        None, max_length=256, description="module names of the self-attention modules (nn.MultiheadAttention, "
+        "batch first), in forward order; null: every nn.MultiheadAttention of the model")
+
+
 RemoteDatatype = Literal["FP32", "FP64", "INT64", "INT32"]
 RemoteLayout = Literal["NCHW", "NHWC", "features", "tokens"]
 LAYOUTS: dict[Modality, tuple[str, ...]] = {
@@ -131,6 +144,9 @@ class Manifest(_Strict):
     samples: str | None = Field(
         None, description="file in the bundle with sample inputs: .npz with 'images' uint8 [N, H, W, 3] (image "
         "models), or a JSON list of texts (text models); tabular models use their background sample")
+    transformer: TransformerSpec | None = Field(
+        None, description="a transformer (local models): what attention_rollout and transformer_attribution "
+        "read, and how a token layer's output becomes a grid for the CAM methods")
     image: ImageSpec | None = None
     text: TextSpec | None = None
     tabular: TabularSpec | None = None
@@ -140,6 +156,7 @@ class Manifest(_Strict):
         spec = {Modality.IMAGE: self.image, Modality.TEXT: self.text, Modality.TABULAR: self.tabular}
         if spec[self.modality] is None:
             raise ValueError(f"a {self.modality.value} model needs its '{self.modality.value}' section")
+        self._check_transformer()
         if self.remote is None:
             if not self.architecture or not self.weights:
                 raise ValueError("a model needs either 'architecture' and 'weights' (local) or a 'remote' section")
@@ -147,6 +164,26 @@ class Manifest(_Strict):
                 raise ValueError("a local text model needs text.embedding_layer")
             return self
         return self._check_remote(self.remote)
+
+    def _check_transformer(self) -> None:
+        spec = self.transformer
+        if spec is None:
+            return
+        if self.image is not None:
+            if spec.patch_size is None:
+                raise ValueError("an image transformer needs transformer.patch_size")
+            if any(s % p for s, p in zip(self.image.size, spec.patch_size)) or min(spec.patch_size) < 1:
+                raise ValueError("transformer.patch_size must divide the image size")
+        elif spec.patch_size is not None:
+            raise ValueError("transformer.patch_size applies to image models only")
+
+    @property
+    def patch_grid(self) -> tuple[int, int] | None:
+        """An image transformer's patch grid (rows, columns), else None."""
+        if self.transformer is None or self.transformer.patch_size is None or self.image is None:
+            return None
+        (h, w), (ph, pw) = self.image.size, self.transformer.patch_size
+        return h // ph, w // pw
 
     def _check_remote(self, remote: RemoteSpec) -> Manifest:
         if self.architecture is not None or self.weights is not None or self.architecture_kwargs:

@@ -38,3 +38,13 @@ def raw_for(model: LocalModel, seed: int = 0) -> RawInput:
         return RawInput(text=" ".join(rng.choice(words, size=7)))
     assert model.background is not None
     return RawInput(features=model.background[seed % len(model.background)].astype(np.float64) * 1.1)
+
+
+@pytest.fixture(scope="session")
+def transformer_registry(tmp_path_factory: pytest.TempPathFactory) -> ModelRegistry:
+    """`tiny-vit` and `tiny-text-transformer` (tests/bundles.py)."""
+    from tests.bundles import make_transformer_bundles
+
+    root = tmp_path_factory.mktemp("transformers")
+    make_transformer_bundles(root)
+    return ModelRegistry(root, device="cpu")

@@ -1,0 +1,265 @@
+"""Attention rollout, transformer attribution and the CAMs on token layers, each against a plain reference.
+
+Rollout against a numpy forward of the ViT and the paper's formula; transformer attribution against an
+explicit torch forward whose attention tensors keep their gradients, with the paper's rule written out per
+head; Grad-CAM on a token layer against pytorch-grad-cam with its `reshape_transform`.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from scipy.special import erf
+
+from explainers.errors import InvalidParams, MethodNotSupported
+from explainers.methods import get_method
+from explainers.methods.transformer_attribution import batched_relevance
+from explainers.models.handle import LocalModel
+from explainers.params import parse_params
+from tests.explainers.conftest import raw_for
+
+
+def run(method: str, model: LocalModel, raw, **params):
+    cls = get_method(method)
+    return cls().explain(model, raw, parse_params(cls.Params, params))
+
+
+@pytest.fixture(scope="module")
+def vit(transformer_registry) -> LocalModel:
+    return transformer_registry.get("tiny-vit")
+
+
+@pytest.fixture(scope="module")
+def text_transformer(transformer_registry) -> LocalModel:
+    return transformer_registry.get("tiny-text-transformer")
+
+
+# -- a plain forward of torchvision's VisionTransformer ---------------------------------------------------------
+def _layer_norm(z, w, b, eps=1e-6):
+    mu, var = z.mean(-1, keepdims=True), z.var(-1, keepdims=True)
+    return (z - mu) / np.sqrt(var + eps) * w + b
+
+
+def _softmax(s):
+    e = np.exp(s - s.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def numpy_vit(module, x: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """Per-layer attention [B, H, N, N] and logits of a torchvision ViT, in float64 numpy."""
+    sd = {k: v.detach().double().numpy() for k, v in module.state_dict().items()}
+    p, hidden = module.patch_size, module.hidden_dim
+    b, c, height, width = x.shape
+    patches = x.reshape(b, c, height // p, p, width // p, p).transpose(0, 2, 4, 1, 3, 5).reshape(b, -1, c * p * p)
+    tokens = patches @ sd["conv_proj.weight"].reshape(hidden, -1).T + sd["conv_proj.bias"]
+    z = np.concatenate([np.broadcast_to(sd["class_token"], (b, 1, hidden)), tokens], 1) + sd["encoder.pos_embedding"]
+    n = z.shape[1]
+    attentions = []
+    for i, layer in enumerate(module.encoder.layers):
+        pre = f"encoder.layers.encoder_layer_{i}."
+        heads = layer.self_attention.num_heads
+        d = hidden // heads
+        h = _layer_norm(z, sd[pre + "ln_1.weight"], sd[pre + "ln_1.bias"])
+        q, k, v = np.split(h @ sd[pre + "self_attention.in_proj_weight"].T + sd[pre + "self_attention.in_proj_bias"],
+                           3, axis=-1)
+        q, k, v = (t.reshape(b, n, heads, d).transpose(0, 2, 1, 3) for t in (q, k, v))
+        a = _softmax(q @ k.transpose(0, 1, 3, 2) / np.sqrt(d))
+        attentions.append(a)
+        o = (a @ v).transpose(0, 2, 1, 3).reshape(b, n, hidden)
+        z = z + o @ sd[pre + "self_attention.out_proj.weight"].T + sd[pre + "self_attention.out_proj.bias"]
+        y = _layer_norm(z, sd[pre + "ln_2.weight"], sd[pre + "ln_2.bias"]) @ sd[pre + "mlp.0.weight"].T \
+            + sd[pre + "mlp.0.bias"]
+        y = 0.5 * y * (1 + erf(y / np.sqrt(2)))
+        z = z + y @ sd[pre + "mlp.3.weight"].T + sd[pre + "mlp.3.bias"]
+    cls = _layer_norm(z[:, 0], sd["encoder.ln.weight"], sd["encoder.ln.bias"])
+    return attentions, cls @ sd["heads.head.weight"].T + sd["heads.head.bias"]
+
+
+def numpy_rollout(attentions: list[np.ndarray], fusion: str, discard: float) -> np.ndarray:
+    """Abnar & Zuidema's rollout of one input: fused heads, the lowest `discard` share zeroed (but the class
+    token's self-attention), the identity added, rows renormalised, the layers multiplied."""
+    n = attentions[0].shape[-1]
+    joint = np.eye(n)
+    for a in attentions:
+        fused = {"mean": a[0].mean(0), "max": a[0].max(0), "min": a[0].min(0)}[fusion]
+        flat = fused.flatten().copy()
+        lowest = np.argsort(flat, kind="stable")[:int(n * n * discard)]
+        flat[lowest[lowest != 0]] = 0.0
+        fused = flat.reshape(n, n) + np.eye(n)
+        joint = (fused / fused.sum(1, keepdims=True)) @ joint
+    return joint[0, 1:]
+
+
+@pytest.mark.parametrize("fusion,discard", [("mean", 0.0), ("max", 0.0), ("min", 0.0), ("mean", 0.5),
+                                            ("max", 0.9)])
+def test_rollout_equals_a_numpy_implementation_of_the_paper(vit, fusion, discard):
+    raw = raw_for(vit, seed=3)
+    ours = run("attention_rollout", vit, raw, head_fusion=fusion, discard_ratio=discard)
+    x = vit.prepare(raw).x.double().numpy()
+    attentions, logits = numpy_vit(vit.module, x)
+    with torch.no_grad():
+        np.testing.assert_allclose(vit.module(vit.prepare(raw).x).double().numpy(), logits, rtol=1e-4, atol=1e-5)
+    ref = numpy_rollout(attentions, fusion, discard).reshape(4, 4)
+    low = np.asarray(ours.details["map_shape"])
+    assert list(low) == [4, 4] and ours.details["layers"] == 2 and ours.details["heads"] == 2
+    # the map at the image size is the 4x4 grid upsampled: compare at the grid, sampled at patch centres
+    ours_grid = _grid_of(run_low("attention_rollout", vit, raw, head_fusion=fusion, discard_ratio=discard))
+    np.testing.assert_allclose(ours_grid, ref, rtol=1e-4, atol=1e-7)
+
+
+def run_low(method: str, model: LocalModel, raw, **params) -> torch.Tensor:
+    """A method's map at the model's own resolution (before the base resizes it to the image)."""
+    from explainers.base import Context
+
+    cls = get_method(method)
+    p = parse_params(cls.Params, params)
+    with model.lock:
+        ctx = Context(model, model.prepare(raw), None, p, 5)
+        return cls()._attribute(ctx, p).values.detach()
+
+
+def _grid_of(t: torch.Tensor) -> np.ndarray:
+    return t.double().numpy()
+
+
+# -- transformer attribution -------------------------------------------------------------------------------------
+def plain_chefer(module, x: torch.Tensor, target: int) -> np.ndarray:
+    """Chefer et al.'s rule on one input, from an explicit float64 forward whose attention keeps its gradient."""
+    sd = {k: v.detach().double() for k, v in module.state_dict().items()}
+    p, hidden = module.patch_size, module.hidden_dim
+    x = x.detach().double().requires_grad_(True)
+    ln = torch.nn.functional.layer_norm
+    tokens = torch.nn.functional.conv2d(x, sd["conv_proj.weight"], sd["conv_proj.bias"], stride=p)
+    tokens = tokens.flatten(2).transpose(1, 2)
+    z = torch.cat([sd["class_token"], tokens], 1) + sd["encoder.pos_embedding"]
+    n = z.shape[1]
+    attentions = []
+    for i, layer in enumerate(module.encoder.layers):
+        pre = f"encoder.layers.encoder_layer_{i}."
+        heads = layer.self_attention.num_heads
+        d = hidden // heads
+        h = ln(z, (hidden,), sd[pre + "ln_1.weight"], sd[pre + "ln_1.bias"], 1e-6)
+        qkv = h @ sd[pre + "self_attention.in_proj_weight"].T + sd[pre + "self_attention.in_proj_bias"]
+        q, k, v = (t.reshape(1, n, heads, d).transpose(1, 2) for t in qkv.chunk(3, -1))
+        a = (q @ k.transpose(-1, -2) / d ** 0.5).softmax(-1)
+        a.retain_grad()
+        attentions.append(a)
+        o = (a @ v).transpose(1, 2).reshape(1, n, hidden)
+        z = z + o @ sd[pre + "self_attention.out_proj.weight"].T + sd[pre + "self_attention.out_proj.bias"]
+        y = ln(z, (hidden,), sd[pre + "ln_2.weight"], sd[pre + "ln_2.bias"], 1e-6)
+        y = torch.nn.functional.gelu(y @ sd[pre + "mlp.0.weight"].T + sd[pre + "mlp.0.bias"])
+        z = z + y @ sd[pre + "mlp.3.weight"].T + sd[pre + "mlp.3.bias"]
+    logits = ln(z[:, 0], (hidden,), sd["encoder.ln.weight"], sd["encoder.ln.bias"], 1e-6) @ sd["heads.head.weight"].T \
+        + sd["heads.head.bias"]
+    logits[0, target].backward()
+    r = torch.eye(n, dtype=torch.float64)
+    for a in attentions:  # Ā = E_h[(∇A ⊙ A)+], R = R + Ā R
+        heads = a.shape[1]
+        bar = sum(torch.clamp(a.grad[0, h] * a[0, h].detach(), min=0) for h in range(heads)) / heads
+        r = r + bar @ r
+    return r[0, 1:].numpy()
+
+
+def test_transformer_attribution_equals_the_papers_equations(vit):
+    for seed in range(3):
+        raw = raw_for(vit, seed=seed)
+        low = run_low("transformer_attribution", vit, raw)
+        target = run("transformer_attribution", vit, raw).target.index
+        ref = plain_chefer(vit.module, vit.prepare(raw).x, target).reshape(4, 4)
+        assert np.ptp(ref) > 1e-3 * ref.max() > 0  # a map that says something
+        np.testing.assert_allclose(low.double().numpy(), ref, rtol=1e-4, atol=1e-6)
+
+
+def test_transformer_attribution_of_a_batch_equals_one_call_per_input(vit):
+    raws = [raw_for(vit, seed=s) for s in range(5)]
+    x = torch.cat([vit.prepare(r).x for r in raws])
+    targets = torch.tensor([0, 1, 2, 1, 0])
+    from explainers.attention import attention_modules
+
+    modules = attention_modules(vit.module)
+    batch = batched_relevance(vit.module, modules, x, targets)
+    for i in range(len(raws)):
+        one = batched_relevance(vit.module, modules, x[i:i + 1], targets[i:i + 1])
+        torch.testing.assert_close(batch[i:i + 1], one, rtol=1e-5, atol=1e-6)
+        ref = plain_chefer(vit.module, x[i:i + 1], int(targets[i]))
+        np.testing.assert_allclose(batch[i, 0, 1:].double().numpy(), ref, rtol=1e-4, atol=1e-6)
+
+
+# -- CAMs on a token layer ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "layercam"])
+def test_cam_on_a_token_layer_matches_pytorch_grad_cam_with_reshape_transform(vit, method):
+    from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, LayerCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    def reshape_transform(t: torch.Tensor) -> torch.Tensor:
+        return t[:, 1:, :].reshape(t.size(0), 4, 4, t.size(2)).permute(0, 3, 1, 2)
+
+    reference = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "layercam": LayerCAM}[method]
+    module = copy.deepcopy(vit.module).requires_grad_(True)  # the library backpropagates into weights
+    layer = dict(module.named_modules())[vit.manifest.cam_layer]
+    compared = 0
+    for seed in range(2):
+        raw = raw_for(vit, seed=seed)
+        for target in range(3):
+            ours = _run_target(method, vit, raw, target)
+            assert ours.details["cam_shape"] == [4, 4]
+            with reference(model=module, target_layers=[layer], reshape_transform=reshape_transform) as cam:
+                ref = cam(input_tensor=vit.prepare(raw).x, targets=[ClassifierOutputTarget(target)])[0]
+            if np.ptp(ref) == 0:  # an all-zero CAM (every weighted channel negative): ours is flat too
+                assert np.ptp(ours.attribution) <= 1e-6 * (np.abs(ours.attribution).max() + 1e-12)
+                continue
+            corr = np.corrcoef(ours.attribution.ravel(), ref.ravel())[0, 1]
+            assert corr >= 0.99, (seed, target, corr)
+            compared += 1
+    assert compared >= 3
+
+
+def _run_target(method: str, model: LocalModel, raw, target: int):
+    cls = get_method(method)
+    return cls().explain(model, raw, parse_params(cls.Params, {}), target=target)
+
+
+def test_scorecam_reads_a_token_layer_on_its_grid(vit):
+    ours = run("scorecam", vit, raw_for(vit, seed=1))
+    assert ours.details["cam_shape"] == [4, 4] and ours.details["channels"] == 16
+    assert ours.attribution.shape == (32, 32) and np.isfinite(ours.attribution).all()
+
+
+def test_a_reshape_that_does_not_fit_the_tokens_is_a_coded_error(vit):
+    with pytest.raises(InvalidParams) as err:
+        run("gradcam", vit, raw_for(vit), grid=[5, 5])
+    assert err.value.code == "invalid_reshape" and err.value.details["tokens"] == 17
+    with pytest.raises(InvalidParams) as err:
+        run("scorecam", vit, raw_for(vit), prefix_tokens=3)
+    assert err.value.code == "invalid_reshape"
+    # the same layout, said explicitly, is the default's
+    same = run("gradcam", vit, raw_for(vit), grid=[4, 4], prefix_tokens=1)
+    np.testing.assert_array_equal(same.attribution, run("gradcam", vit, raw_for(vit)).attribution)
+
+
+def test_transformer_methods_refuse_models_without_attention(tiny_registry):
+    model = tiny_registry.get("tiny-image")
+    for method in ("attention_rollout", "transformer_attribution"):
+        with pytest.raises(MethodNotSupported):
+            run(method, model, raw_for(model))
+
+
+def test_no_hook_is_left_behind_and_the_fast_path_is_untouched(vit):
+    modules = [m for m in vit.module.modules() if isinstance(m, torch.nn.MultiheadAttention)]
+    for method in ("attention_rollout", "transformer_attribution", "gradcam"):
+        run(method, vit, raw_for(vit))
+        assert all(not m._forward_hooks and not m._forward_pre_hooks for m in modules)
+        assert all(not m._forward_hooks for m in vit.module.modules())
+
+
+# -- the text transformer ----------------------------------------------------------------------------------------
+def test_text_transformer_maps_have_one_value_per_word(text_transformer):
+    raw = raw_for(text_transformer, seed=2)
+    n_words = len(text_transformer.prepare(raw).tokens)
+    for method in ("attention_rollout", "transformer_attribution"):
+        out = run(method, text_transformer, raw)
+        assert out.attribution.shape == (n_words,) and out.details["tokens"] == n_words + 1
+        assert (out.attribution >= 0).all() and out.attribution.max() > 0
