@@ -46,7 +46,8 @@ class TextTransformer(nn.Module):
         b, length = ids.shape
         x = torch.cat([self.class_token.expand(b, -1, -1), self.embedding(ids)], dim=1)
         x = x + self.pos_embedding[:, :length + 1]
-        padding = torch.cat([torch.zeros(b, 1, dtype=torch.bool, device=ids.device), ids == self.pad_id], dim=1)
+        pad = ids == self.pad_id
+        padding = torch.cat([torch.zeros_like(pad[:, :1]), pad], dim=1)  # the class token is never padding
         for block in self.blocks:
             x = block(x, padding)
         return self.head(self.ln(x[:, 0]))

@@ -11,6 +11,7 @@ import torch
 import torchvision
 from safetensors.torch import save_file
 from torch import nn
+from torchvision.models.vision_transformer import VisionTransformer
 
 from demos.train import WEIGHTS_NAME
 from explainers.models.manifest import MANIFEST_NAME, read_manifest
@@ -28,13 +29,15 @@ _CAM_LAYERS: list[tuple[str, str | None]] = [
     ("inception", "Mixed_7c"), ("mnasnet", "layers"),
     ("vgg", "features"), ("alexnet", "features"), ("densenet", "features"), ("mobilenet", "features"),
     ("efficientnet", "features"), ("convnext", "features"), ("squeezenet", "features"),
-    ("vit_", None), ("swin", None), ("maxvit", None),  # no [B, C, H, W] feature map to use
+    ("swin", None), ("maxvit", None),  # no [B, C, H, W] feature map to use
 ]
 
 
 def cam_layer_for(arch: str, model: nn.Module) -> str | None:
-    """The default Grad-CAM layer of a torchvision model: a known name, else the last top-level
-    child holding a Conv2d, else None."""
+    """The default Grad-CAM layer of a torchvision model: a known name, a ViT's last block's first layer norm
+    (its tokens go on the patch grid), else the last top-level child holding a Conv2d, else None."""
+    if isinstance(model, VisionTransformer):
+        return f"encoder.layers.encoder_layer_{len(model.encoder.layers) - 1}.ln_1"
     names = dict(model.named_modules())
     for prefix, layer in _CAM_LAYERS:
         if arch.startswith(prefix):
@@ -58,9 +61,12 @@ def make_bundle(arch: str, out: Path, size: int = 224, num_classes: int = 1000, 
     The global torch RNG is left as it was.
     """
     out = Path(out)
+    kwargs: dict[str, int] = {"num_classes": num_classes}
+    if arch.startswith("vit_"):
+        kwargs["image_size"] = size  # a ViT's position embedding is built for its input size
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = torchvision.models.get_model(arch, weights=None, num_classes=num_classes)
+        model = torchvision.models.get_model(arch, weights=None, **kwargs)
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
     save_file(_state_dict(model), str(out / WEIGHTS_NAME))
@@ -68,7 +74,7 @@ def make_bundle(arch: str, out: Path, size: int = 224, num_classes: int = 1000, 
         "id": model_id or (out.name if _ID.match(out.name) else arch),
         "modality": "image",
         "architecture": arch,
-        "architecture_kwargs": {"num_classes": num_classes},
+        "architecture_kwargs": kwargs,
         "weights": WEIGHTS_NAME,
         "labels": [f"class_{i}" for i in range(num_classes)],
         "output": "logits",
@@ -76,6 +82,8 @@ def make_bundle(arch: str, out: Path, size: int = 224, num_classes: int = 1000, 
         "cam_layer": cam_layer_for(arch, model),
         "image": {"size": [size, size], "mean": IMAGENET_MEAN, "std": IMAGENET_STD, "channel_order": "RGB"},
     }
+    if isinstance(model, VisionTransformer):
+        manifest["transformer"] = {"prefix_tokens": 1, "patch_size": [model.patch_size, model.patch_size]}
     (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
     read_manifest(out)
     log.info("wrote %s bundle to %s", arch, out)

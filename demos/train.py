@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,10 @@ WEIGHTS_NAME = "weights.safetensors"
 
 
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_size: int, lr: float,
-        seed: int, weight_decay: float = 1e-4, name: str = "model") -> None:
-    """Train with AdamW and a one-cycle schedule; batches are shuffled by a seeded generator."""
+        seed: int, weight_decay: float = 1e-4, name: str = "model",
+        augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None) -> None:
+    """Train with AdamW and a one-cycle schedule; batches are shuffled by a seeded generator (which also
+    draws `augment`'s changes of each batch, where given)."""
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = (len(x) + batch_size - 1) // batch_size
@@ -34,7 +37,8 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batc
         order = torch.randperm(len(x), generator=gen)
         for i in range(0, len(x), batch_size):
             idx = order[i:i + batch_size]
-            logits = model(x[idx])
+            batch = x[idx] if augment is None else augment(x[idx], gen)
+            logits = model(batch)
             loss = loss_fn(logits, y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -17,10 +17,12 @@ from PIL import Image
 from pydantic import Field
 
 from explainers.context import BudgetExhausted, Context
+from explainers.errors import InvalidParams
+from explainers.models.manifest import Manifest
 from explainers.params import BlackBoxParams
 from explainers.types import Modality
 
-Segmentation = Literal["slic", "quickshift", "felzenszwalb", "grid"]
+Segmentation = Literal["slic", "quickshift", "felzenszwalb", "grid", "patches"]
 ImageFill = Literal["mean", "black", "white", "zero", "blur"]
 TokenFill = Literal["pad", "unk"]
 
@@ -99,6 +101,19 @@ def segment(rgb: np.ndarray, method: Segmentation, n_segments: int, seed: int = 
         labels = rows * ((width + side - 1) // side) + cols
     _, dense = np.unique(labels, return_inverse=True)
     return dense.reshape(height, width).astype(np.int64)
+
+
+def patch_labels(manifest: Manifest) -> np.ndarray:
+    """A vision transformer's patches as segment labels [H, W] of the model-sized input, row by row; a 422
+    `no_patch_grid` for a model without one."""
+    grid = manifest.patch_grid
+    if grid is None or manifest.image is None:
+        raise InvalidParams(f"segmentation 'patches' needs a vision transformer; model {manifest.id!r} declares no "
+                            "transformer.patch_size", code="no_patch_grid")
+    (height, width), (rows, cols) = manifest.image.size, grid
+    r = np.arange(height)[:, None] // (height // rows)
+    c = np.arange(width)[None, :] // (width // cols)
+    return (r * cols + c).astype(np.int64)
 
 
 class ImageSegments(Masker):
@@ -184,7 +199,8 @@ class TabularFeatures(Masker):
 class FeatureMaskParams(BlackBoxParams):
     """How features are defined and hidden, per modality (fields of other modalities are ignored)."""
 
-    segmentation: Segmentation = Field("slic", description="image: superpixel algorithm (scikit-image), or a grid")
+    segmentation: Segmentation = Field("slic", description="image: superpixel algorithm (scikit-image), a grid, "
+                                       "or `patches`: a vision transformer's own patches (n_segments is ignored)")
     n_segments: int = Field(50, ge=2, le=2000, description="image: about how many superpixels")
     fill: ImageFill = Field("mean", description="image: what a hidden superpixel shows (mean: its own mean colour)")
     mask_token: TokenFill = Field("pad", description="text: the token that replaces a hidden token")
@@ -196,6 +212,8 @@ class FeatureMaskParams(BlackBoxParams):
 def feature_masker(ctx: Context, p: FeatureMaskParams) -> Masker:
     """The masker for the request's modality."""
     modality = ctx.model.modality
+    if modality is Modality.IMAGE and p.segmentation == "patches":
+        return ImageSegments(ctx, patch_labels(ctx.model.manifest), p.fill)
     if modality is Modality.IMAGE:
         rgb = model_sized_rgb(ctx)
         labels = segment(rgb, p.segmentation, p.n_segments, p.seed)

@@ -22,13 +22,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from demos import sentiment, shapes, tabular
+from demos import sentiment, shapes, tabular, text_transformer
 from demos.train import accuracy, fit, save_bundle
 
 SEED = 0
 SHAPES_TRAIN, SHAPES_HELDOUT = (6000, 1), (1000, 2)  # (n, generator seed)
 TEXT_TRAIN, TEXT_HELDOUT = (3000, 11), (1000, 12)
 TEXT_MAX_LENGTH = 64
+TEXT_TRANSFORMER = {"embed_dim": 32, "num_layers": 2, "num_heads": 4, "mlp_dim": 64, "max_length": TEXT_MAX_LENGTH}
 # The bundles' sample sets (images with their labels and object masks; review texts): PatternNet's
 # patterns are computed from them, and they are inputs a user can try. Seeds apart from training and held-out.
 SHAPES_SAMPLES, TEXT_SAMPLES = (64, 3), (64, 13)
@@ -91,6 +92,34 @@ def train_sentiment(folder: Path) -> Result:
     return acc, len(held)
 
 
+def train_sentiment_transformer(folder: Path) -> Result:
+    torch.manual_seed(SEED)
+    train, held = sentiment.generate(*TEXT_TRAIN), sentiment.generate(*TEXT_HELDOUT)
+    vocab = sentiment.build_vocab(train)
+    x = sentiment.encode(train, vocab, TEXT_MAX_LENGTH)
+    y = torch.tensor([ex.label for ex in train])
+    kwargs = {"vocab_size": len(vocab), **TEXT_TRANSFORMER}
+    model = text_transformer.build_model(**kwargs)
+    fit(model, x, y, epochs=8, batch_size=32, lr=2e-3, seed=SEED, weight_decay=1e-2, name="sentiment-transformer")
+    acc = accuracy(model, sentiment.encode(held, vocab, TEXT_MAX_LENGTH), torch.tensor([ex.label for ex in held]))
+    manifest = {
+        "id": folder.name, "modality": "text", "architecture": "demos.text_transformer:build_model",
+        "architecture_kwargs": kwargs, "labels": sentiment.LABELS,
+        "description": "Small transformer encoder (a class token, two pre-norm attention blocks) over word "
+                       "embeddings, trained on the synthetic reviews of demos/sentiment.py.",
+        "text": {"tokenizer": "words", "vocab": "vocab.json", "max_length": TEXT_MAX_LENGTH,
+                 "embedding_layer": "embedding"},
+        "transformer": {"prefix_tokens": 1},
+        "samples": "samples.json",
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps(vocab) + "\n")
+    samples = [ex.text for ex in sentiment.generate(*TEXT_SAMPLES)]
+    (folder / "samples.json").write_text(json.dumps(samples, indent=0) + "\n")
+    save_bundle(folder, manifest, model, _metrics(acc, len(held)))
+    return acc, len(held)
+
+
 def train_tabular(folder: Path) -> Result:
     torch.manual_seed(SEED)
     x_tr, x_te, y_tr, y_te, names = tabular.load_split()
@@ -118,6 +147,7 @@ TRAINERS: dict[str, Callable[[Path], Result]] = {
     "shapes-cnn": train_shapes,
     "sentiment-cnn": train_sentiment,
     "breast-cancer-mlp": train_tabular,
+    "sentiment-transformer": train_sentiment_transformer,
 }
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import struct
 import typing
 import zlib
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import annotated_types
@@ -16,6 +19,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from explainers.methods import local_methods
+from explainers.methods._attention import AttentionExplainer
 from tests.app.conftest import FEATURES, SMALL_BODY, SMALL_PIXELS, TEXT, assert_error, b64, timed
 from tests.conftest import png_bytes
 
@@ -47,12 +51,45 @@ def image_body(data: bytes, **extra: Any) -> dict[str, Any]:
     return {"model_id": "tiny-image", "input": {"image": b64(data)}, **extra}
 
 
+ATTENTION_MODEL = "tiny-text-transformer"
+
+
+@pytest.fixture(scope="module")
+def transformer_client(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """The app over the tiny bundles and the tiny transformers (what the attention methods explain)."""
+    from tests.app.conftest import make_client
+    from tests.bundles import make_transformer_bundles
+
+    root = tmp_path_factory.mktemp("with-transformers")
+    for bundle in tiny_dir.iterdir():
+        shutil.copytree(bundle, root / bundle.name)
+    make_transformer_bundles(root)
+    with make_client(root) as c:
+        yield c
+
+
+def for_method(method: str, client: TestClient, request: pytest.FixtureRequest) -> tuple[TestClient, dict[str, Any]]:
+    """A client and the cheapest body a method can explain (an attention method: the tiny text transformer)."""
+    modality = cheapest_modality(method)
+    body = explain_body(modality)
+    if issubclass(local_methods()[method], AttentionExplainer):
+        return request.getfixturevalue("transformer_client"), {**body, "model_id": ATTENTION_MODEL}
+    return client, body
+
+
 def cheapest_modality(method: str) -> str:
     modalities = {m.value for m in local_methods()[method].modalities}
     return next(m for m in ("tabular", "text", "image") if m in modalities)
 
 
 # -- routing: models, methods, paths --------------------------------------------------------------
+
+def test_a_transformer_method_on_a_cnn_is_a_coded_422(client: TestClient) -> None:
+    for method in ("attention_rollout", "transformer_attribution"):
+        error = assert_error(post_json(client, explain_body("image"), method=method), 422,
+                             "method_not_supported_for_model")
+        assert "transformer" in error["message"] and method not in error["details"]["methods_for_model"]
+
 
 def test_unknown_model(client: TestClient) -> None:
     error = assert_error(post_json(client, {"model_id": "nope", "input": {"text": "good"}}), 404, "unknown_model")
@@ -326,28 +363,34 @@ def test_bounds_are_found() -> None:
 
 
 @pytest.mark.parametrize("method,field,value", BOUND_CASES)
-def test_param_out_of_bounds(client: TestClient, method: str, field: str, value: Any) -> None:
-    body = explain_body(cheapest_modality(method), params={field: value})
+def test_param_out_of_bounds(client: TestClient, request: pytest.FixtureRequest, method: str, field: str,
+                             value: Any) -> None:
+    client, body = for_method(method, client, request)
+    body["params"] = {field: value}
     error = assert_error(post_json(client, body, method=method), 422, "invalid_params")
     assert any(d["param"] == field for d in error["details"]), error
 
 
 @pytest.mark.parametrize("method,field,value", _bound_values())
-def test_param_at_its_bound_is_accepted(client: TestClient, method: str, field: str, value: Any) -> None:
-    response = timed(client.post, f"/explain/{method}",
-                     json=explain_body(cheapest_modality(method), params={field: value}), limit=10)
+def test_param_at_its_bound_is_accepted(client: TestClient, request: pytest.FixtureRequest, method: str, field: str,
+                                        value: Any) -> None:
+    client, body = for_method(method, client, request)
+    response = timed(client.post, f"/explain/{method}", json={**body, "params": {field: value}}, limit=10)
     assert response.status_code == 200, response.text[:500]
 
 
 @pytest.mark.parametrize("method,field,value", _choice_cases())
-def test_param_of_the_wrong_kind(client: TestClient, method: str, field: str, value: Any) -> None:
-    body = explain_body(cheapest_modality(method), params={field: value})
+def test_param_of_the_wrong_kind(client: TestClient, request: pytest.FixtureRequest, method: str, field: str,
+                                 value: Any) -> None:
+    client, body = for_method(method, client, request)
+    body["params"] = {field: value}
     assert_error(post_json(client, body, method=method), 422, "invalid_params")
 
 
 @pytest.mark.parametrize("method", list(local_methods()))
-def test_unknown_param(client: TestClient, method: str) -> None:
-    body = explain_body(cheapest_modality(method), params={"no_such_param": 1})
+def test_unknown_param(client: TestClient, request: pytest.FixtureRequest, method: str) -> None:
+    client, body = for_method(method, client, request)
+    body["params"] = {"no_such_param": 1}
     error = assert_error(post_json(client, body, method=method), 422, "invalid_params")
     assert "no_such_param" in json.dumps(error["details"])
 

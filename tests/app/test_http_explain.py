@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from explainers.methods import local_methods
+from explainers.methods._attention import AttentionExplainer
 from explainers.render.colormaps import COLORMAPS
 from explainers.serialize import decode_array
 from tests.app.conftest import BARE, FEATURES, LABELS, MODEL_FOR, as_sent, b64, decode_png, picture_size
@@ -23,7 +24,10 @@ def _case(name: str, *values: Any) -> Any:
 
 # Sync methods answer here; async ones answer 202 with a job and are tested end to end, with a
 # real queue and worker, in tests/workers.
-SYNC = {name: cls for name, cls in local_methods().items() if cls.execution.value == "sync"}
+# the attention methods explain transformers, which the tiny bundles are not: tests/app/test_http_bad_input.py
+# and tests/explainers/test_transformers.py cover them
+SYNC = {name: cls for name, cls in local_methods().items()
+        if cls.execution.value == "sync" and not issubclass(cls, AttentionExplainer)}
 CASES = [_case(name, modality.value)
          for name, cls in SYNC.items() for modality in sorted(cls.modalities, key=lambda m: m.value)]
 IMAGE_METHODS = [_case(name) for name, cls in SYNC.items() if "image" in {m.value for m in cls.modalities}]

@@ -16,9 +16,12 @@ from scipy.special import erf
 
 from explainers.errors import InvalidParams, MethodNotSupported
 from explainers.methods import get_method
+from explainers.methods._propagation import PropagationExplainer
 from explainers.methods.transformer_attribution import batched_relevance
-from explainers.models.handle import LocalModel
+from explainers.models.handle import LocalModel, RawInput
 from explainers.params import parse_params
+from explainers.propagation.errors import UnsupportedModel
+from explainers.serialize import decode_array
 from tests.explainers.conftest import raw_for
 
 
@@ -263,3 +266,55 @@ def test_text_transformer_maps_have_one_value_per_word(text_transformer):
         out = run(method, text_transformer, raw)
         assert out.attribution.shape == (n_words,) and out.details["tokens"] == n_words + 1
         assert (out.attribution >= 0).all() and out.attribution.max() > 0
+
+
+def test_every_text_method_explains_the_text_transformer_per_token(transformer_registry):
+    from explainers.service import ExplanationService
+
+    service = ExplanationService(transformer_registry)
+    manifest = transformer_registry.manifest("tiny-text-transformer")
+    methods = service.methods_for(manifest)
+    assert {"attention_rollout", "transformer_attribution", "saliency", "integrated_gradients", "lime",
+            "kernel_shap", "occlusion"} <= set(methods)
+    text = "the movie was not good ."
+    for method in methods:
+        if issubclass(get_method(method), PropagationExplainer):  # rules for layer norm and attention: not yet
+            with pytest.raises(UnsupportedModel) as err:
+                service.explain(method, "tiny-text-transformer", {"text": text})
+            assert "LayerNorm" in err.value.message
+            continue
+        body = service.explain(method, "tiny-text-transformer", {"text": text})
+        values = decode_array(body["attribution"])
+        assert values.shape == (6,) and np.isfinite(values).all() and np.abs(values).max() > 0, method
+
+
+def test_the_sentiment_transformer_attends_to_the_sentiment_words(demo_registry):
+    """On the shipped demo, both attention maps put on the lexicon words at least 1.5 times the share of their
+    mass that those words have of the tokens (rollout's top token is one of them in most reviews)."""
+    from demos import sentiment
+
+    model = demo_registry.get("sentiment-transformer")
+    lexicon = set(sentiment.POSITIVE_WORDS) | set(sentiment.NEGATIVE_WORDS)
+    examples = sentiment.generate(40, 77)
+    for method in ("attention_rollout", "transformer_attribution"):
+        mass, share, top = [], [], 0
+        for ex in examples:
+            out = run(method, model, RawInput(text=ex.text))
+            on = np.array([t in lexicon for t in out.tokens])
+            mass.append(out.attribution[on].sum() / out.attribution.sum())
+            share.append(on.mean())
+            top += bool(on[int(np.argmax(out.attribution))])
+        assert np.mean(mass) >= 1.5 * np.mean(share), (method, np.mean(mass), np.mean(share))
+        if method == "attention_rollout":
+            assert top >= 0.7 * len(examples), top
+
+
+def test_patches_segmentation_follows_the_patch_grid(vit, tiny_registry):
+    out = run("kernel_shap", vit, raw_for(vit), segmentation="patches", n_samples=200)
+    assert out.details["n_features"] == 16
+    cells = out.attribution.reshape(4, 8, 4, 8)  # every 8x8 patch holds one value
+    assert np.allclose(cells, cells[:, :1, :, :1])
+    cnn = tiny_registry.get("tiny-image")
+    with pytest.raises(InvalidParams) as err:
+        run("lime", cnn, raw_for(cnn), segmentation="patches")
+    assert err.value.code == "no_patch_grid"
