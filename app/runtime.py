@@ -135,6 +135,38 @@ class ApiService:
             self.cache.put(key, body)
         return body
 
+    def explain_inputs(self, method: str, model_id: str, payloads: list[dict[str, Any]], *,
+                       target: int | str | None = None, params: Mapping[str, Any] | None = None,
+                       output: Mapping[str, Any] | None = None, top_k: int = 5,
+                       regions: list[dict[str, Any] | None] | None = None) -> dict[str, Any]:
+        """Several inputs, one method, in shared batches; from the cache when `XAI_CACHE_SYNC` is on and it has
+        every input's explanation (each entry is cached under its single-input key)."""
+        out = dict(output or {})
+        keys: list[str] | None = None
+        if self.settings.cache_sync and self.cache is not None and self.submitter is not None:
+            checked = self.explanations.check_inputs(method, model_id, payloads, params, target, regions)
+            keys = [self.submitter.key_of(c, model_id, out, top_k, job_input(c)[1], regions[i] if regions else None)
+                    for i, c in enumerate(checked)]
+            hits = self.submitter.cached(keys, use=True)
+            if hits is not None:
+                return {"model_id": model_id, "method": method, "explanations": hits, "timing_ms": {"total": 0.0}}
+        body = self.explanations.explain_inputs(method, model_id, payloads, target=target, params=params,
+                                                output=OutputOptions.from_dict(out), top_k=top_k, regions=regions)
+        for i, entry in enumerate(body["explanations"]):
+            entry["details"]["cached"] = False
+            if keys is not None and self.cache is not None:
+                self.cache.put(keys[i], {**entry, "details": {k: v for k, v in entry["details"].items()
+                                                              if k != "batched"}})
+        return body
+
+    def submit_inputs(self, caller: Caller, method: str, model_id: str, payloads: list[dict[str, Any]], *,
+                      target: int | str | None, params: Mapping[str, Any] | None, output: Mapping[str, Any],
+                      top_k: int, regions: list[dict[str, Any] | None] | None = None) -> Submitted:
+        self.job_client()
+        assert self.submitter is not None
+        return self.submitter.submit_inputs(caller, method, model_id, payloads, target=target, params=params,
+                                            output=output, top_k=top_k, regions=regions)
+
     def sample(self, model_id: str, index: int = 0) -> dict[str, Any]:
         """Row `index` of a tabular model's background sample, as a contract input."""
         manifest = self.registry.manifest(model_id)

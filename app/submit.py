@@ -20,6 +20,7 @@ from jobqueue import keys
 from jobqueue.cache import ExplanationCache, cache_key, input_hash
 from jobqueue.connection import text
 from jobqueue.contract import (
+    BatchExplanationJob,
     EvaluationJob,
     ExplanationJob,
     GlobalJob,
@@ -92,6 +93,38 @@ class Submitter:
         except redis.RedisError as exc:
             log.warning("could not record the job for joining: %s", exc)
         return Submitted(job_id=job_id)
+
+    def submit_inputs(self, caller: Caller, method: str, model_id: str, payloads: list[dict[str, Any]], *,
+                      target: int | str | None, params: Mapping[str, Any] | None, output: Mapping[str, Any],
+                      top_k: int, regions: list[dict[str, Any] | None] | None = None) -> Submitted:
+        """Check every input, then answer from the cache when it has every input's explanation (each under its
+        single-input key), else enqueue one job for the list."""
+        checked = self.explanations.check_inputs(method, model_id, payloads, params, target, regions)
+        each = [job_input(c) for c in checked]
+        keys = [self.key_of(c, model_id, output, top_k, digest, regions[i] if regions else None)
+                for i, (c, (_, digest)) in enumerate(zip(checked, each))]
+        hits = self.cached(keys)
+        if hits is not None:
+            return Submitted(result={"model_id": model_id, "method": method, "explanations": hits,
+                                     "timing_ms": {"total": 0.0}})
+        check_jobs(self.jobs.connection, self.jobs.name, caller.name, caller.max_jobs)
+        return Submitted(job_id=self.jobs.submit(BatchExplanationJob(
+            method=method, model_id=model_id, inputs=[i for i, _ in each], target=target,
+            params=checked[0].params.model_dump(mode="json"), output=dict(output), top_k=top_k,
+            regions=[dict(r) if r is not None else None for r in regions] if regions else None, owner=caller.name,
+            cache_keys=keys)))
+
+    def cached(self, keys: list[str], *, use: bool | None = None) -> list[dict[str, Any]] | None:
+        """Every key's cached explanation, or None when one is missing (or async results are not cached)."""
+        if not (self.cache_async if use is None else use) or self.cache is None:
+            return None
+        hits = []
+        for key in keys:
+            hit = self.cache.get(key)
+            if hit is None:
+                return None
+            hits.append(hit)
+        return hits
 
     def submit_patterns(self, caller: Caller, model_id: str, inputs: list[dict[str, Any]] | None) -> str:
         """Check the sample set (the model, each input), then enqueue the patterns job; returns its id."""

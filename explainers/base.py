@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ from explainers.result import Explanation
 from explainers.sizing import shrink
 from explainers.types import Modality, Prediction
 
-__all__ = ["Attribution", "BudgetExhausted", "Context", "Explainer", "Progress", "resolve_target"]
+__all__ = ["Attribution", "BudgetExhausted", "Call", "Context", "Explainer", "Progress", "resolve_target"]
 
 
 @dataclass
@@ -43,6 +44,15 @@ class Explainer(Method[P]):
     def _attribute(self, ctx: Context, p: P) -> Attribution:
         raise NotImplementedError
 
+    def batch_key(self, ctx: Context, p: P) -> Hashable | None:
+        """What inputs must share to be attributed together by `_attribute_batch` (their inputs stack), or
+        None when this input runs alone. A method that can attribute a batch overrides both."""
+        return None
+
+    def _attribute_batch(self, ctxs: Sequence[Context], p: P) -> list[Attribution]:
+        """The attributions of several inputs of one `batch_key`, in shared batches (see `explainers.batching`)."""
+        return [self._attribute(ctx, p) for ctx in ctxs]
+
     def explain(self, model: Model, raw: RawInput, params: P, *, target: int | str | None = None, top_k: int = 5,
                 progress: Progress | None = None, max_map_side: int | None = None,
                 max_batch_elements: int | None = None, known: tuple[Prediction, list[Prediction]] | None = None,
@@ -54,32 +64,56 @@ class Explainer(Method[P]):
         target and predictions, when already computed. `quality`: the faithfulness figures of the map,
         from the model's own resolution, in `details.quality` (their evaluations count too).
         """
+        self.check_model(model)
+        with model.lock:
+            call = self.open(model, raw, params, target=target, top_k=top_k, progress=progress,
+                             max_map_side=max_map_side, max_batch_elements=max_batch_elements, known=known)
+            t1 = time.perf_counter()
+            result = self.attribute(call.ctx, params)
+            return self.close(call, result, quality, attribute_ms=(time.perf_counter() - t1) * 1e3)
+
+    def check_model(self, model: Model) -> None:
         refusal = self.refusal(model.manifest)
         if refusal is not None:
             raise MethodNotSupported(refusal)
+
+    def open(self, model: Model, raw: RawInput, params: P, *, target: int | str | None, top_k: int,
+             progress: Progress | None, max_map_side: int | None, max_batch_elements: int | None,
+             known: tuple[Prediction, list[Prediction]] | None = None) -> Call:
+        """One input prepared (shrunk past `max_map_side`) with its context; under the model's lock."""
         t0 = time.perf_counter()
-        with model.lock:
-            inputs = model.prepare(raw)
-            scale = None
-            if inputs.image is not None and max_map_side and max(inputs.image.shape[:2]) > max_map_side:
-                scale = max_map_side / max(inputs.image.shape[:2])
-                inputs.image, full = shrink(inputs.image, max_map_side), inputs.image.shape[:2]
-            ctx = Context(model, inputs, target, params, top_k, progress, max_batch_elements, known=known)
-            t1 = time.perf_counter()
-            try:
-                result = self._attribute(ctx, params)
-            except BudgetExhausted as exc:  # before the method had an estimate to return
-                raise InvalidParams(f"the {exc.which} budget ran out before {self.name} had a first estimate; "
-                                    "raise max_evaluations or time_budget_s", code="budget_too_small",
-                                    details={"model_evaluations": ctx.evaluations}) from None
-            ctx.target()
-            if ctx.error is not None:  # the final error estimate, for a job's state
-                ctx.progress(1.0)
-            t2, spent = time.perf_counter(), ctx.evaluations
-            figures = None if quality is None else faithfulness(ctx, model_sized(ctx, result.values), quality)
-            if figures is not None:
-                figures["model_evaluations"] = ctx.evaluations - spent
-            t3 = time.perf_counter()
+        inputs = model.prepare(raw)
+        scale, full = None, None
+        if inputs.image is not None and max_map_side and max(inputs.image.shape[:2]) > max_map_side:
+            scale = max_map_side / max(inputs.image.shape[:2])
+            inputs.image, full = shrink(inputs.image, max_map_side), inputs.image.shape[:2]
+        ctx = Context(model, inputs, target, params, top_k, progress, max_batch_elements, known=known)
+        return Call(ctx, scale, full, (time.perf_counter() - t0) * 1e3)
+
+    def attribute(self, ctx: Context, params: P) -> Attribution:
+        """`_attribute`, with a budget that ran out before a first estimate a `budget_too_small` error."""
+        try:
+            return self._attribute(ctx, params)
+        except BudgetExhausted as exc:
+            raise self.budget_too_small(exc, ctx.evaluations) from None
+
+    def budget_too_small(self, exc: BudgetExhausted, evaluations: int) -> InvalidParams:
+        return InvalidParams(f"the {exc.which} budget ran out before {self.name} had a first estimate; "
+                             "raise max_evaluations or time_budget_s", code="budget_too_small",
+                             details={"model_evaluations": evaluations})
+
+    def close(self, call: Call, result: Attribution, quality: FaithfulnessOptions | None, *,
+              attribute_ms: float) -> Explanation:
+        """The explanation of an attributed input: its target, quality figures, the map at the input's size."""
+        ctx, model, inputs = call.ctx, call.ctx.model, call.ctx.inputs
+        ctx.target()
+        if ctx.error is not None:  # the final error estimate, for a job's state
+            ctx.progress(1.0)
+        t2, spent = time.perf_counter(), ctx.evaluations
+        figures = None if quality is None else faithfulness(ctx, model_sized(ctx, result.values), quality)
+        if figures is not None:
+            figures["model_evaluations"] = ctx.evaluations - spent
+        t3 = time.perf_counter()
         values = result.values
         if isinstance(values, torch.Tensor):
             values = values.detach()
@@ -94,8 +128,8 @@ class Explainer(Method[P]):
         details = {"explained": ctx.score_kind, **result.details}
         if figures is not None:
             details["quality"] = figures
-        if scale is not None:
-            details.update({"scale": round(scale, 6), "input_size": [int(full[0]), int(full[1])],
+        if call.scale is not None and call.full is not None:
+            details.update({"scale": round(call.scale, 6), "input_size": [int(call.full[0]), int(call.full[1])],
                             "map_size": list(attribution.shape)})
         if ctx.batch_size != ctx.requested_batch_size:
             details["batch_size"] = {"requested": ctx.requested_batch_size, "used": ctx.batch_size}
@@ -109,11 +143,21 @@ class Explainer(Method[P]):
             method=self.name, model_id=model.id, modality=model.modality, attribution=attribution,
             target=ctx.target_prediction, predictions=ctx.predictions,
             signed=self.signed if result.signed is None else result.signed, details=details,
-            timing_ms={"prepare": (t1 - t0) * 1e3, "attribute": (t2 - t1) * 1e3,
+            timing_ms={"prepare": call.prepare_ms, "attribute": attribute_ms,
                        **({"quality": (t3 - t2) * 1e3} if figures is not None else {})},
             image=inputs.image, tokens=inputs.tokens or None, unknown_tokens=inputs.unknown_tokens or None,
             feature_names=model.feature_names if model.modality is Modality.TABULAR else None,
             feature_values=None if inputs.features is None else [float(v) for v in inputs.features])
+
+
+@dataclass
+class Call:
+    """One input of a call, prepared: its context, and the factor its image was shrunk by (if it was)."""
+
+    ctx: Context
+    scale: float | None
+    full: tuple[int, ...] | None
+    prepare_ms: float
 
 
 def _resize_map(values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -21,15 +21,15 @@ Progress = Callable[[float], None]
 
 
 class Share:
-    """The progress of part `index` of `parts` equal parts of a call, passed on to `sink` as the whole's
-    fraction (with the error estimate, where the sink wants it)."""
+    """The progress of part `index` of `parts` equal parts of a call (`size` parts from `index` on), passed
+    on to `sink` as the whole's fraction (with the error estimate, where the sink wants it)."""
 
-    def __init__(self, sink: Progress, index: int, parts: int) -> None:
-        self.sink, self.index, self.parts = sink, index, max(1, parts)
+    def __init__(self, sink: Progress, index: int, parts: int, size: int = 1) -> None:
+        self.sink, self.index, self.parts, self.size = sink, index, max(1, parts), size
         self.wants_error = bool(getattr(sink, "wants_error", False))
 
     def __call__(self, fraction: float, error: float | None = None) -> None:
-        whole = min(1.0, (self.index + fraction) / self.parts)
+        whole = min(1.0, (self.index + self.size * fraction) / self.parts)
         if self.wants_error:
             self.sink(whole, error=error)  # type: ignore[call-arg]
         else:
@@ -90,6 +90,10 @@ class Context(ModelAccess):
         if known is not None:  # the target and predictions of this input, already computed (several methods)
             self.target_prediction, self.predictions = known[0], list(known[1])
             self._target = known[0].index
+
+    def set_progress(self, progress: Progress) -> None:
+        """Where progress goes from now on (several inputs: their share of the call)."""
+        self._sink = progress
 
     def progress(self, fraction: float) -> None:
         """Report progress (and, to a sink that wants it, the current error estimate); may raise to cancel."""

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from explainers.base import Context, Explainer, Progress, resolve_target
+from explainers.batch_service import check_inputs, explain_inputs
 from explainers.context import Share
 from explainers.errors import InvalidInput, InvalidParams, MethodNotSupported, ModelLoadError
 from explainers.evaluation.agreement import agreement
@@ -40,6 +41,9 @@ class Limits:
     max_map_side: int | None = 1024  # long side of maps and pictures of larger images
     max_batch_elements: int | None = 1 << 24  # batch x input size of one forward pass
     max_sync_quality_evaluations: int = 10_000  # a sync request's faithfulness figures may cost this many
+    max_inputs: int = 32  # inputs of one request (`inputs: [...]`)
+    max_inputs_pixels: int = 40_000_000  # their pixels in all (the service: XAI_MAX_IMAGE_PIXELS)
+    max_inputs_chars: int = 100_000  # their characters in all (the service: XAI_MAX_TEXT_CHARS)
 
 
 @dataclass(frozen=True)
@@ -199,6 +203,21 @@ class ExplanationService(GlobalRequests):
         body["timing_ms"].update({"decode": (t1 - t0) * 1e3, "explain": (t2 - t1) * 1e3,
                                   "render": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3})
         return body
+
+    def explain_inputs(self, method: str, model_id: str, payloads: Sequence[Mapping[str, Any]], *,
+                       target: int | str | None = None, params: Mapping[str, Any] | None = None,
+                       output: OutputOptions | None = None, top_k: int = 5, progress: Progress | None = None,
+                       regions: Sequence[Mapping[str, Any] | None] | None = None,
+                       in_job: bool = False) -> dict[str, Any]:
+        """Several inputs explained with one method in shared batches (`explainers.batch_service`)."""
+        return explain_inputs(self, method, model_id, payloads, target=target, params=params, output=output,
+                              top_k=top_k, progress=progress, regions=regions, in_job=in_job)
+
+    def check_inputs(self, method: str, model_id: str, payloads: Sequence[Mapping[str, Any]],
+                     params: Mapping[str, Any] | None, target: int | str | None,
+                     regions: Sequence[Mapping[str, Any] | None] | None = None) -> list[Checked]:
+        """Every check a queued request of several inputs must pass: each input's `Checked`."""
+        return check_inputs(self, method, model_id, payloads, params, target, regions)
 
     MAX_METHODS = 8
 

@@ -15,6 +15,7 @@ TASKS: dict[str, str] = {
     "patterns": "workers.tasks.patterns_job",
     "global": "workers.tasks.global_job",
     "multi": "workers.tasks.multi_job",
+    "batch": "workers.tasks.batch_job",
     "sanity": "workers.tasks.sanity_job",
     "evaluation": "workers.tasks.evaluation_job",
 }
@@ -108,6 +109,26 @@ class MultiExplanationJob(_Frozen):
         return "+".join(self.methods)
 
 
+class BatchExplanationJob(_Frozen):
+    """Several inputs explained with one method in shared batches."""
+
+    kind: Literal["batch"] = "batch"
+    method: str
+    model_id: str
+    inputs: list[JobInput] = Field(min_length=1)
+    target: int | str | None = None
+    params: dict[str, Any] = Field(description="the method's params as parsed (every default filled in)")
+    output: dict[str, Any]
+    top_k: int = 5
+    regions: list[dict[str, Any] | None] | None = Field(None, description="each input's region, where it has one")
+    owner: str = "anonymous"
+    cache_keys: list[str] | None = Field(None, description="where the worker stores each input's explanation")
+
+    @property
+    def label(self) -> str:
+        return self.method
+
+
 class SanityJob(_Frozen):
     """The cascading randomisation test of methods on a model."""
 
@@ -144,7 +165,8 @@ class EvaluationJob(_Frozen):
         return "evaluation"
 
 
-Payload = ExplanationJob | PatternsJob | GlobalJob | MultiExplanationJob | SanityJob | EvaluationJob
+Payload = (ExplanationJob | PatternsJob | GlobalJob | MultiExplanationJob | BatchExplanationJob | SanityJob
+           | EvaluationJob)
 JobPayload = Annotated[Payload, Field(discriminator="kind")]
 _PAYLOAD: TypeAdapter[Payload] = TypeAdapter(JobPayload)
 

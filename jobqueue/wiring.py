@@ -10,7 +10,8 @@ from jobqueue.settings import SharedSettings
 def limits_of(settings: SharedSettings) -> Limits:
     return Limits(max_image_pixels=settings.max_image_pixels, max_text_chars=settings.max_text_chars,
                   max_map_side=settings.max_map_side, max_batch_elements=settings.max_batch_elements,
-                  max_sync_quality_evaluations=settings.max_sync_quality_evaluations)
+                  max_sync_quality_evaluations=settings.max_sync_quality_evaluations,
+                  max_inputs_pixels=settings.max_image_pixels, max_inputs_chars=settings.max_text_chars)
 
 
 def build_explanations(settings: SharedSettings) -> ExplanationService:

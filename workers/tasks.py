@@ -23,6 +23,7 @@ from explainers.service import ExplanationService
 from jobqueue import job_metrics
 from jobqueue.cache import ExplanationCache
 from jobqueue.contract import (
+    BatchExplanationJob,
     EvaluationJob,
     ExplanationJob,
     GlobalJob,
@@ -187,6 +188,37 @@ def multi_job(payload: dict[str, Any]) -> dict[str, Any]:
         spec.methods, spec.model_id, spec.input.as_request(), params=spec.params, target=spec.target,
         output=options, top_k=spec.top_k, top_percent=spec.top_percent, region=spec.region, progress=progress,
         in_job=True)))
+
+
+def batch_job(payload: dict[str, Any]) -> dict[str, Any]:
+    """Several inputs with one method (the contract's BatchExplanation); each input's explanation is cached
+    under its own single-input key, so a later request of that input alone finds it."""
+    spec = parse_payload(payload)
+    assert isinstance(spec, BatchExplanationJob)
+    job = _current()
+    options = OutputOptions.from_dict(spec.output)
+    t0 = time.perf_counter()
+    status, evaluations = "failed", 0
+    try:
+        result = _sized(job, _run(job, lambda progress: service().explain_inputs(
+            spec.method, spec.model_id, [i.as_request() for i in spec.inputs], target=spec.target,
+            params=spec.params, output=options, top_k=spec.top_k, progress=progress, regions=spec.regions,
+            in_job=True)))
+        for body in result["explanations"]:
+            body["details"]["cached"] = False
+            evaluations += int(body["details"].get("model_evaluations", 0))
+        if spec.cache_keys and settings().cache_async:
+            cache = _cache(job)
+            for key, body in zip(spec.cache_keys, result["explanations"]):
+                cache.put(key, {**body, "details": {k: v for k, v in body["details"].items() if k != "batched"}})
+        status = "finished"
+        return result
+    except (JobCanceled, WorkerShutdown):
+        status = "canceled"
+        raise
+    finally:
+        if status != "canceled":
+            _record(job, spec.method, spec.model_id, status, time.perf_counter() - t0, evaluations)
 
 
 def sanity_job(payload: dict[str, Any]) -> dict[str, Any]:

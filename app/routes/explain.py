@@ -18,7 +18,16 @@ from starlette.datastructures import UploadFile
 from app.auth import ExplainCaller
 from app.deps import MetricsDep, ServiceDep, SettingsDep
 from app.routes.accepted import WAIT_QUERY, accepted, sized
-from app.schemas import ERROR_RESPONSES, ExplainRequest, Explanation, JobAccepted, MultiExplainRequest, MultiExplanation
+from app.schemas import (
+    ERROR_RESPONSES,
+    BatchExplanation,
+    ExplainRequest,
+    Explanation,
+    JobAccepted,
+    MultiExplainRequest,
+    MultiExplanation,
+)
+from app.schemas.requests import ExplainInput
 from explainers.errors import InvalidInput, ServiceError
 
 router = APIRouter(tags=["explain"])
@@ -100,24 +109,33 @@ async def _from_multipart(request: Request, max_bytes: int) -> tuple[ExplainRequ
     return _validate(data), image
 
 
-@router.post("/explain/{method}", operation_id="explain", response_model=Explanation,
+@router.post("/explain/{method}", operation_id="explain", response_model=Explanation | BatchExplanation,
              responses={**ERROR_RESPONSES, 202: {"model": JobAccepted, "description": "an async method's job"}},
              openapi_extra=_BODY)
 async def explain(method: str, request: Request, service: ServiceDep, settings: SettingsDep, caller: ExplainCaller,
                   metrics: MetricsDep, wait: float | None = WAIT_QUERY, as_job: bool = ASYNC_QUERY) -> Any:
-    """Explain one input. Sync methods answer 200 with the explanation; async ones (and any method with
-    `?async=true`) 202 with a job (or 200 with the explanation when the cache has it)."""
+    """Explain one input (`input`), or several (`inputs`: a BatchExplanation). Sync methods answer 200 with the
+    explanation; async ones (and any method with `?async=true`) 202 with a job (or 200 with the explanation
+    when the cache has it)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         body, image = await _from_multipart(request, settings.max_body_bytes)
         payload: dict[str, Any] = {"image": image}
     elif content_type in ("application/json", ""):
         body = _validate(_loads(await request.body(), "the request body"))
+        if (body.input is None) == (body.inputs is None):
+            raise RequestValidationError([{"type": "missing" if body.input is None else "extra_forbidden",
+                                           "loc": ("body", "input"), "msg": "send exactly one of `input` (one "
+                                           "input) and `inputs` (a list of inputs)"}])
+        if body.inputs is not None:
+            return await _explain_inputs(method, body, body.inputs, service, settings, caller, metrics, wait, as_job)
+        assert body.input is not None
         payload = body.input.payload()
     else:
         raise UnsupportedMediaType(f"content type {content_type[:100]!r} is not accepted; "
                                    "send application/json or multipart/form-data")
     output = body.output.model_dump()
+    assert body.input is not None
     region = body.input.region()
     if as_job or service.execution(method) == "async":
         submitted = await run_in_threadpool(service.submit, caller, method, body.model_id, payload,
@@ -148,6 +166,38 @@ async def explain(method: str, request: Request, service: ServiceDep, settings: 
         log.info("explanation", extra={"model": body.model_id[:200], "method": method[:64], "status": status,
                                        "evaluations": evaluations, "duration_ms": round(seconds * 1e3, 1),
                                        "cached": bool(result and result["details"].get("cached"))})
+
+
+async def _explain_inputs(method: str, body: ExplainRequest, inputs: list[ExplainInput], service: ServiceDep,
+                          settings: SettingsDep, caller: ExplainCaller, metrics: MetricsDep, wait: float | None,
+                          as_job: bool) -> Any:
+    """Several inputs with one method: one job for the list (async methods, `?async=true`), else at once."""
+    payloads = [i.payload() for i in inputs]
+    given = [i.region() for i in inputs]
+    regions = given if any(r is not None for r in given) else None
+    output = body.output.model_dump()
+    if as_job or service.execution(method) == "async":
+        submitted = await run_in_threadpool(service.submit_inputs, caller, method, body.model_id, payloads,
+                                            target=body.target, params=body.params, output=output, top_k=body.top_k,
+                                            regions=regions)
+        if submitted.result is not None:
+            return sized(submitted.result, settings.max_result_bytes)
+        assert submitted.job_id is not None
+        return await accepted(service, settings, submitted.job_id, wait, caller)
+    t0 = time.perf_counter()
+    status, evaluations = "ok", 0
+    try:
+        result = await run_in_threadpool(service.explain_inputs, method, body.model_id, payloads,
+                                         target=body.target, params=body.params, output=output, top_k=body.top_k,
+                                         regions=regions)
+        evaluations = sum(int(e["details"].get("model_evaluations", 0)) for e in result["explanations"])
+        return sized(result, settings.max_result_bytes)
+    except ServiceError as exc:
+        status = exc.code
+        raise
+    finally:
+        metrics.explained(method, body.model_id if status != "unknown_model" else "unknown", status,
+                          time.perf_counter() - t0, evaluations)
 
 
 @router.post("/explain", operation_id="explain_many", response_model=MultiExplanation,

@@ -17,6 +17,7 @@ from app.schemas.requests import (
 )
 from app.schemas.responses import (
     Agreement,
+    BatchExplanation,
     EncodedArray,
     ErrorBody,
     ErrorDetail,
@@ -47,8 +48,9 @@ from app.schemas.responses import (
     WorkerState,
 )
 
-__all__ = ["AUTH", "COLORMAP_ENUM", "ERROR_RESPONSES", "Agreement", "EncodedArray", "ErrorBody", "ErrorDetail",
-           "EvaluateRequest", "EvaluationResult", "EvaluationRow", "ExampleInfo", "ExampleList", "ExplainRequest",
+__all__ = ["AUTH", "COLORMAP_ENUM", "ERROR_RESPONSES", "Agreement", "BatchExplanation", "EncodedArray", "ErrorBody",
+           "ErrorDetail", "EvaluateRequest", "EvaluationResult", "EvaluationRow", "ExampleInfo", "ExampleList",
+           "ExplainRequest",
            "Explanation", "GlobalExplanation", "GlobalRequest", "Input", "JobAccepted", "JobLinks", "JobList",
            "JobState", "JobSummary", "MethodInfo", "MethodList", "ModelInfo", "ModelList", "ModelState",
            "MultiExplainRequest", "MultiExplanation", "OutputSpec", "PatternsRequest", "PatternsResult",

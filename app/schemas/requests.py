@@ -193,9 +193,19 @@ class OutputSpec(_Body):
         return self
 
 
+MAX_INPUTS = 32  # explainers.service.Limits.max_inputs
+
+
 class ExplainRequest(_Body):
+    """One input (`input`) or several (`inputs`), exactly one of the two."""
+
     model_id: str = Field(min_length=1, max_length=200)
-    input: ExplainInput
+    input: ExplainInput | None = Field(None, description="the input to explain (or send `inputs`)")
+    inputs: list[ExplainInput] | None = Field(
+        None, description=f"several inputs, 1 to {MAX_INPUTS}, explained with the method in shared batches: the "
+        "answer is a BatchExplanation (JSON bodies only; `invalid_request` without exactly one of input and "
+        "inputs, `empty_inputs`, `too_many_inputs` otherwise)",
+        json_schema_extra={"minItems": 1, "maxItems": MAX_INPUTS})
     target: StrictInt | StrictStr | None = Field(None, description="null: top-1 class; else a class index or a label")
     params: dict[str, Any] = Field(default_factory=dict, description="the method's parameters (see /methods)")
     output: OutputSpec = Field(default_factory=OutputSpec)

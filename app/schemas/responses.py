@@ -190,6 +190,16 @@ class MultiExplanation(BaseModel):
     timing_ms: dict[str, float]
 
 
+class BatchExplanation(BaseModel):
+    """Several inputs explained with one method (`inputs: [...]`)."""
+
+    model_id: str
+    method: str
+    explanations: list[Explanation] = Field(description="one per input, in the order sent; each what a "
+                                            "single-input request gives, with details.batched")
+    timing_ms: dict[str, float]
+
+
 class SanityStage(BaseModel):
     randomised: str = Field(description="the lowest layer randomised at this stage")
     layers_randomised: int = Field(description="weighted layers randomised so far, from the top")
@@ -261,7 +271,7 @@ class EvaluationResult(BaseModel):
     seconds: float
 
 
-JobKind = Literal["explanation", "patterns", "global", "multi", "sanity", "evaluation"]
+JobKind = Literal["explanation", "patterns", "global", "multi", "batch", "sanity", "evaluation"]
 
 
 class JobState(BaseModel):
@@ -269,7 +279,8 @@ class JobState(BaseModel):
     kind: JobKind = Field(
         "explanation", description="an explanation, the patterns of a model (POST /models/{id}/patterns), a global "
         "method's explanation of a model (POST /models/{id}/global/{method}), several methods on one input "
-        "(POST /explain), a sanity check or an evaluation (POST /models/{id}/sanity, /evaluate)")
+        "(POST /explain), several inputs with one method (`inputs`: batch), a sanity check or an evaluation "
+        "(POST /models/{id}/sanity, /evaluate)")
     owner: str = Field("anonymous", description="the name of the key that made it")
     status: Literal["queued", "started", "finished", "failed", "canceled"]
     progress: float = Field(ge=0, le=1)
@@ -279,8 +290,8 @@ class JobState(BaseModel):
     started_at: str | None
     ended_at: str | None
     attempts: int = Field(description="runs so far, retries after a lost worker included")
-    result: (Explanation | MultiExplanation | SanityResult | EvaluationResult | PatternsResult | GlobalExplanation
-             | None)
+    result: (Explanation | MultiExplanation | BatchExplanation | SanityResult | EvaluationResult | PatternsResult
+             | GlobalExplanation | None)
     error: ErrorDetail | None
     eta_s: float | None = Field(None, description="while it runs: seconds left, from its progress so far")
     error_estimate: float | None = Field(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from typing import Any, Literal
 
 import torch
@@ -9,6 +10,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from explainers.base import Attribution, Context, Explainer
+from explainers.batching import Stack, image_key
 from explainers.errors import InvalidParams
 from explainers.hooks import capture_output, last_output
 from explainers.params import P, Params
@@ -75,12 +77,32 @@ class CamBase(Explainer[P]):
 
 
 class CamExplainer(CamBase[CamParams]):
-    """A CAM method with the plain CAM params."""
+    """A CAM method with the plain CAM params; several inputs share one forward and backward pass."""
 
     Params = CamParams
 
     def _attribute(self, ctx: Context, p: CamParams) -> Attribution:
         return Attribution(*self.layer_cam(ctx, p))
+
+    def batch_key(self, ctx: Context, p: CamParams) -> Hashable | None:
+        return image_key(ctx)
+
+    def _attribute_batch(self, ctxs: Sequence[Context], p: CamParams) -> list[Attribution]:
+        stack = Stack(ctxs)
+        name, layer = stack.first.layer(p.layer)
+        owners = stack.every(1)
+        with torch.enable_grad(), capture_output(layer, leaf=True) as seen:
+            outputs = stack.forward(stack.x, owners)
+            stack.observe(outputs)
+            activation = last_output(seen, name)
+            (grads,) = torch.autograd.grad(stack.score(outputs, owners).sum(), activation)
+        activation, grads = p.as_feature_maps(stack.first, activation.detach()), p.as_feature_maps(stack.first, grads)
+        out = []
+        for i in range(len(stack)):
+            low = torch.relu(self.cam(activation[i:i + 1].detach().float(), grads[i:i + 1].float()))
+            out.append(Attribution(low, {"layer": p.layer or stack.first.model.manifest.cam_layer,
+                                         "cam_shape": list(low.shape)}))
+        return out
 
 
 def to_input_size(cam: torch.Tensor, ctx: Context, mode: Literal["bilinear", "nearest"]) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from typing import Literal
 
 import numpy as np
@@ -9,6 +10,7 @@ import torch
 from pydantic import Field, model_validator
 
 from explainers.base import Attribution, Context, Explainer
+from explainers.batching import Stack, image_key
 from explainers.completeness import completeness
 from explainers.methods._gradients import GRADIENT_MODALITIES, batched_gradients, reduce
 from explainers.params import BASELINE_HELP, Baseline, GradientBatchParams
@@ -75,7 +77,47 @@ class IntegratedGradients(Explainer[IntegratedGradientsParams]):
         ctx.observe(ends[:1])
         scores = ctx.score(ends)
         attr = integrated_gradients(ctx, ctx.x, baseline, p.method, p.n_steps, ctx.batch_size)
-        details = {**completeness(float(attr.sum()), float(scores[0]), float(scores[1])),
-                   "score_input": float(scores[0]), "score_baseline": float(scores[1]), "baseline": p.baseline,
+        return self._result(ctx, attr, float(scores[0]), float(scores[1]), p)
+
+    @staticmethod
+    def _result(ctx: Context, attr: torch.Tensor, score: float, score_baseline: float,
+                p: IntegratedGradientsParams) -> Attribution:
+        details = {**completeness(float(attr.sum()), score, score_baseline),
+                   "score_input": score, "score_baseline": score_baseline, "baseline": p.baseline,
                    "n_steps": p.n_steps}
         return Attribution(reduce(attr, ctx.model.modality, "sum"), details)
+
+    def batch_key(self, ctx: Context, p: IntegratedGradientsParams) -> Hashable | None:
+        return image_key(ctx)
+
+    def _attribute_batch(self, ctxs: Sequence[Context], p: IntegratedGradientsParams) -> list[Attribution]:
+        """Every input's path points in the same passes (built a batch at a time)."""
+        stack = Stack(ctxs)
+        x = stack.x
+        baselines = torch.cat([c.inputs.baseline(p.baseline) for c in ctxs])
+        n, steps = len(stack), p.n_steps
+        with torch.inference_mode():
+            ends = stack.forward(torch.cat([x, baselines]), torch.cat([stack.every(1), stack.every(1)]))
+        stack.observe(ends[:n])
+        scores = stack.score(ends, torch.cat([stack.every(1), stack.every(1)]))
+        alphas, weights = path_points(p.method, steps)
+        shape = [-1, *[1] * (x.dim() - 1)]
+        a = torch.tensor(alphas, dtype=x.dtype, device=x.device)
+        w = torch.tensor(weights, dtype=x.dtype, device=x.device)
+        owners_all = stack.every(steps)
+
+        def make(lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor]:
+            owners, step = owners_all[lo:hi], torch.arange(lo, hi, device=x.device) % steps
+            start = baselines[owners]
+            return start + a[step].view(shape) * (x[owners] - start), owners
+
+        total = torch.zeros_like(x)
+
+        def add(grad: torch.Tensor, owners: torch.Tensor, lo: int, hi: int) -> None:
+            step = torch.arange(lo, hi, device=x.device) % steps
+            total.index_add_(0, owners, grad * w[step].view(shape))
+
+        stack.gradients(n * steps, make, stack.first.batch_size, reduce=add)
+        attr = (x - baselines) * total
+        return [self._result(ctx, attr[i:i + 1], float(scores[i]), float(scores[n + i]), p)
+                for i, ctx in enumerate(ctxs)]

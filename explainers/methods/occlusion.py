@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 
 import numpy as np
 import torch
 from pydantic import Field, model_validator
 
 from explainers.base import Attribution, BudgetExhausted, Context
+from explainers.batching import Stack, image_key
 from explainers.masking import FILL_HELP, PixelFill, TabularFeatures, compose_pixels, pixel_fill
 from explainers.methods._perturbation import ALL_MODALITIES, PerturbationExplainer
 from explainers.params import BlackBoxParams
@@ -87,27 +88,68 @@ class Occlusion(PerturbationExplainer[OcclusionParams]):
                 break
         return out
 
-    def _image(self, ctx: Context, p: OcclusionParams) -> Attribution:
-        x = ctx.x
+    @staticmethod
+    def _windows(x: torch.Tensor, p: OcclusionParams) -> tuple[torch.Tensor, torch.Tensor]:
+        """Which rows [nh, H] and columns [nw, W] of the model-sized image each window covers."""
         height, width = x.shape[-2:]
         wh, ww = min(p.window, height), min(p.window, width)
-        rows = windows(height, wh, min(p.stride, wh), clip=True, device=x.device).float()  # [nh, H]
-        cols = windows(width, ww, min(p.stride, ww), clip=True, device=x.device).float()  # [nw, W]
-        fill = pixel_fill(ctx, p.baseline)
-        n_cols = len(cols)
+        rows = windows(height, wh, min(p.stride, wh), clip=True, device=x.device).float()
+        cols = windows(width, ww, min(p.stride, ww), clip=True, device=x.device).float()
+        return rows, cols
 
-        def make(a: int, b: int) -> torch.Tensor:
-            k = torch.arange(a, b, device=x.device)
-            hidden = rows[k // n_cols][:, :, None] * cols[k % n_cols][:, None, :]  # [B, H, W]
-            return compose_pixels(x, fill, (1 - hidden)[:, None])
+    @staticmethod
+    def _hidden(rows: torch.Tensor, cols: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """The pixels [B, H, W] windows `k` hide."""
+        return rows[k // len(cols)][:, :, None] * cols[k % len(cols)][:, None, :]
 
-        drops = self._drops(ctx, len(rows) * n_cols, make, ctx.batch_size).view(len(rows), n_cols)
+    @staticmethod
+    def _image_map(rows: torch.Tensor, cols: torch.Tensor, drops: torch.Tensor, p: OcclusionParams) -> Attribution:
+        """Each pixel: the mean drop over the (evaluated) windows covering it; drops [nh, nw]."""
+        wh, ww = int(rows[0].sum()), int(cols[0].sum())
         seen = (~drops.isnan()).float()
-        total = rows.T @ drops.nan_to_num() @ cols  # each pixel: the sum over the (evaluated) windows covering it
+        total = rows.T @ drops.nan_to_num() @ cols
         counts = rows.T @ seen @ cols
         return Attribution(total / counts.clamp(min=1), {
             "window": [wh, ww], "stride": [min(p.stride, wh), min(p.stride, ww)], "baseline": p.baseline,
             "n_windows": drops.numel(), "windows_evaluated": int(seen.sum())})
+
+    def _image(self, ctx: Context, p: OcclusionParams) -> Attribution:
+        x = ctx.x
+        rows, cols = self._windows(x, p)
+        fill = pixel_fill(ctx, p.baseline)
+
+        def make(a: int, b: int) -> torch.Tensor:
+            hidden = self._hidden(rows, cols, torch.arange(a, b, device=x.device))
+            return compose_pixels(x, fill, (1 - hidden)[:, None])
+
+        drops = self._drops(ctx, len(rows) * len(cols), make, ctx.batch_size)
+        return self._image_map(rows, cols, drops.view(len(rows), len(cols)), p)
+
+    def batch_key(self, ctx: Context, p: OcclusionParams) -> Hashable | None:
+        """Images without a budget batch (a budget is spent input by input)."""
+        if ctx.model.modality is not Modality.IMAGE or p.max_evaluations is not None or p.time_budget_s is not None:
+            return None
+        return image_key(ctx)
+
+    def _attribute_batch(self, ctxs: Sequence[Context], p: OcclusionParams) -> list[Attribution]:
+        """Every input and its occluded copies in the same forward batches: per input, row 0 is the input."""
+        stack = Stack(ctxs)
+        x = stack.x
+        rows, cols = self._windows(x, p)
+        fills = torch.cat([pixel_fill(c, p.baseline) for c in ctxs])
+        per = len(rows) * len(cols) + 1
+        owners_all = stack.every(per)
+
+        def make(a: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+            owners, k = owners_all[a:b], torch.arange(a, b, device=x.device) % per - 1
+            hidden = self._hidden(rows, cols, k.clamp(min=0)) * (k >= 0).float()[:, None, None]
+            batch = compose_pixels(x[owners], fills[owners], (1 - hidden)[:, None])
+            batch[k < 0] = x[owners[k < 0]]
+            return batch, owners
+
+        scores = stack.predict(len(stack) * per, make, stack.first.batch_size).view(len(stack), per)
+        drops = scores[:, :1] - scores[:, 1:]
+        return [self._image_map(rows, cols, d.view(len(rows), len(cols)), p) for d in drops]
 
     def _text(self, ctx: Context, p: OcclusionParams) -> Attribution:
         ids = ctx.inputs.native
