@@ -104,3 +104,9 @@ def test_progress_runs_over_the_inputs(tiny_registry) -> None:
     explain_batch(cls(), model, _images([(16, 16)] * 3), p, progress=seen.append)
     assert seen == sorted(seen) and seen[-1] == 1.0 and 0 < seen[0] < 1
     assert len(seen) >= 6  # one report per pass (24 path points, 4 a pass), then the group's end
+
+
+@pytest.mark.parametrize("method", ["gradcam", "layercam"])
+def test_batched_cams_on_a_vision_transformers_token_layer_equal_one_by_one(method: str, transformer_registry) -> None:
+    model = transformer_registry.get("tiny-vit")
+    _compare(method, model, _images([(32, 32), (40, 28), (32, 32)], seed=5), batched=3)
