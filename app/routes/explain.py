@@ -19,6 +19,7 @@ from app.auth import ExplainCaller
 from app.deps import MetricsDep, ServiceDep, SettingsDep
 from app.routes.accepted import WAIT_QUERY, accepted, sized
 from app.schemas import ERROR_RESPONSES, ExplainRequest, Explanation, JobAccepted, MultiExplainRequest, MultiExplanation
+from app.schemas.requests import target_value
 from explainers.errors import InvalidInput, ServiceError
 
 router = APIRouter(tags=["explain"])
@@ -118,10 +119,10 @@ async def explain(method: str, request: Request, service: ServiceDep, settings: 
         raise UnsupportedMediaType(f"content type {content_type[:100]!r} is not accepted; "
                                    "send application/json or multipart/form-data")
     output = body.output.model_dump()
-    region = body.input.region()
+    region, target = body.input.region(), target_value(body.target)
     if as_job or service.execution(method) == "async":
         submitted = await run_in_threadpool(service.submit, caller, method, body.model_id, payload,
-                                            target=body.target, params=body.params, output=output, top_k=body.top_k,
+                                            target=target, params=body.params, output=output, top_k=body.top_k,
                                             region=region)
         if submitted.result is not None:
             return sized(submitted.result, settings.max_result_bytes)
@@ -131,7 +132,7 @@ async def explain(method: str, request: Request, service: ServiceDep, settings: 
     status, evaluations = "ok", 0
     result: dict[str, Any] | None = None
     try:
-        result = await run_in_threadpool(service.explain, method, body.model_id, payload, target=body.target,
+        result = await run_in_threadpool(service.explain, method, body.model_id, payload, target=target,
                                          params=body.params, output=output, top_k=body.top_k, region=region)
         evaluations = int(result.get("details", {}).get("model_evaluations", 0))
         return sized(result, settings.max_result_bytes)
@@ -161,12 +162,13 @@ async def explain_many(body: MultiExplainRequest, service: ServiceDep, settings:
     methods = list(body.methods)
     params = {name: dict(p) for name, p in body.params.items()}
     payload, region, output = body.input.payload(), body.input.region(), body.output.model_dump()
+    target = target_value(body.target)
     if as_job or any(service.execution(m) == "async" for m in methods):
         job_id = await run_in_threadpool(service.submit_multi, caller, methods, body.model_id, payload,
-                                         target=body.target, params=params, output=output, top_k=body.top_k,
+                                         target=target, params=params, output=output, top_k=body.top_k,
                                          top_percent=body.top_percent, region=region)
         return await accepted(service, settings, job_id, wait, caller)
-    result = await run_in_threadpool(service.explain_many, methods, body.model_id, payload, target=body.target,
+    result = await run_in_threadpool(service.explain_many, methods, body.model_id, payload, target=target,
                                      params=params, output=output, top_k=body.top_k, top_percent=body.top_percent,
                                      region=region)
     return sized(result, settings.max_result_bytes)
