@@ -46,6 +46,12 @@ def cam_layer_for(arch: str, model: nn.Module) -> str | None:
     return last
 
 
+# Segmentation architectures: their default CAM layer (the backbone's last feature map); they return a dict
+SEGMENTATION_CAM_LAYERS: dict[str, str] = {"fcn_resnet50": "backbone.layer4", "fcn_resnet101": "backbone.layer4",
+                                           "deeplabv3_resnet50": "backbone.layer4",
+                                           "lraspp_mobilenet_v3_large": "backbone.16"}
+
+
 def _state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
 
@@ -58,9 +64,11 @@ def make_bundle(arch: str, out: Path, size: int = 224, num_classes: int = 1000, 
     The global torch RNG is left as it was.
     """
     out = Path(out)
+    segmentation = arch in SEGMENTATION_CAM_LAYERS
+    kwargs = {"num_classes": num_classes, **({"weights_backbone": None} if segmentation else {})}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = torchvision.models.get_model(arch, weights=None, num_classes=num_classes)
+        model = torchvision.models.get_model(arch, weights=None, **kwargs)
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
     save_file(_state_dict(model), str(out / WEIGHTS_NAME))
@@ -68,12 +76,13 @@ def make_bundle(arch: str, out: Path, size: int = 224, num_classes: int = 1000, 
         "id": model_id or (out.name if _ID.match(out.name) else arch),
         "modality": "image",
         "architecture": arch,
-        "architecture_kwargs": {"num_classes": num_classes},
+        "architecture_kwargs": kwargs,
         "weights": WEIGHTS_NAME,
         "labels": [f"class_{i}" for i in range(num_classes)],
         "output": "logits",
         "description": f"torchvision {arch} with random weights (seed {seed}); for benchmarks and tests only",
-        "cam_layer": cam_layer_for(arch, model),
+        "cam_layer": SEGMENTATION_CAM_LAYERS[arch] if segmentation else cam_layer_for(arch, model),
+        **({"task": "segmentation", "output_key": "out"} if segmentation else {}),
         "image": {"size": [size, size], "mean": IMAGENET_MEAN, "std": IMAGENET_STD, "channel_order": "RGB"},
     }
     (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
