@@ -129,10 +129,6 @@ class Context(ModelAccess):
             if probs.shape[0] != len(labels):
                 raise ValueError(f"the model returned {probs.shape[0]} scores for {len(labels)} labels")
             target = resolve_target(self._requested, labels, int(probs.argmax()))
-            pixels = self.inputs.region_pixels
-            if pixels is not None and float(pixels[target]) == 0:
-                raise InvalidTarget(f"the model labels no pixel {labels[target]!r}: send a region (box or mask) "
-                                    "with the target to explain that class there", details={"target": target})
             top = probs.topk(min(self.top_k, len(labels)))
             self.predictions = [Prediction(int(i), labels[int(i)], float(s)) for s, i in zip(top.values, top.indices)]
             self.target_prediction = Prediction(target, labels[target], float(probs[target]))

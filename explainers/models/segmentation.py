@@ -3,7 +3,8 @@
 The prepared input's `forward` maps a batch to scores [B, K], score_k being the sum of class k's logits over
 the region's pixels (Seg-Grad-CAM, Vinogradova et al. 2020, https://arxiv.org/abs/2002.11434). With a region
 (a mask at the image-as-sent size) every class sums over it; without one, each class sums over the pixels the
-model assigns to it on the unperturbed input (Seg-Grad-CAM's choice). Every gradient, CAM and black-box
+model assigns to it on the unperturbed input (Seg-Grad-CAM's choice), or over the whole image when it assigns
+it none. Every gradient, CAM and black-box
 method then explains `target = class` unchanged. The predictions reported are each class's share of the
 region's pixels (the whole image without a region), as the model labels them.
 """
@@ -51,6 +52,7 @@ def segmentation_parts(run: Forward, x: torch.Tensor, n_labels: int,
     else:
         inside = torch.ones(size, dtype=torch.bool, device=logits.device)
         weights = F.one_hot(labelled, n_labels).permute(2, 0, 1).float()  # [K, H, W]: the pixels of each class
+        weights[weights.flatten(1).sum(1) == 0] = 1.0  # a class labelled nowhere: the whole image
     shares = F.one_hot(labelled[inside], n_labels).float().mean(0)
     weights = weights.contiguous()
 

@@ -70,7 +70,7 @@ def test_gradient_maps_are_the_gradient_of_the_summed_region_logits(registry, mo
     np.testing.assert_allclose(ixg, (x * grad)[0].sum(0).numpy(), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("model_id", ["shapes-seg", "lraspp"])
+@pytest.mark.parametrize("model_id", ["shapes-seg"])
 def test_integrated_gradients_completes_to_the_summed_region_logit(registry, model_id):
     model, image, mask, k = _case(registry, model_id)
 
@@ -125,7 +125,8 @@ def test_black_box_scores_are_the_summed_region_logits_of_the_perturbed_inputs(r
     assert ctx.target_prediction.score == pytest.approx(float((labelled == k).float().mean()))
 
 
-@pytest.mark.parametrize("method,params", [("occlusion", {"window": 16, "stride": 16}), ("rise", {"n_masks": 64, "batch_size": 32}),
+@pytest.mark.parametrize("method,params", [("occlusion", {"window": 16, "stride": 16}),
+                                           ("rise", {"n_masks": 64, "batch_size": 32}),
                                            ("kernel_shap", {"n_samples": 64}), ("lime", {"n_samples": 64})])
 def test_black_box_methods_run_on_a_segmentation_target(registry, method, params):
     model, image, mask, k = _case(registry, "shapes-seg")
