@@ -22,6 +22,7 @@ from explainers.errors import ServiceError
 from explainers.methods import get_method
 from explainers.serialize import OutputOptions
 from explainers.service import ExplanationService
+from explainers.types import Target
 from jobqueue.cache import ExplanationCache
 from jobqueue.connection import QueueUnavailable, connect
 from jobqueue.reaper import Reaper
@@ -115,7 +116,7 @@ class ApiService:
     def predict(self, model_id: str, payload: Mapping[str, Any], top_k: int = 5) -> dict[str, Any]:
         return self.explanations.predict(model_id, payload, top_k)
 
-    def explain(self, method: str, model_id: str, payload: Mapping[str, Any], *, target: int | str | None = None,
+    def explain(self, method: str, model_id: str, payload: Mapping[str, Any], *, target: Target = None,
                 params: Mapping[str, Any] | None = None, output: Mapping[str, Any] | None = None,
                 top_k: int = 5, region: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """A sync explanation; from the cache when `XAI_CACHE_SYNC` is on and it has it."""
@@ -189,7 +190,7 @@ class ApiService:
         return self.jobs
 
     def submit(self, caller: Caller, method: str, model_id: str, payload: Mapping[str, Any], *,
-               target: int | str | None, params: Mapping[str, Any] | None, output: Mapping[str, Any],
+               target: Target, params: Mapping[str, Any] | None, output: Mapping[str, Any],
                top_k: int, region: Mapping[str, Any] | None = None) -> Submitted:
         self.job_client()
         assert self.submitter is not None
@@ -202,14 +203,14 @@ class ApiService:
         return self.submitter.submit_patterns(caller, model_id, inputs)
 
     def explain_many(self, methods: list[str], model_id: str, payload: Mapping[str, Any], *,
-                     target: int | str | None, params: Mapping[str, Mapping[str, Any]], output: Mapping[str, Any],
+                     target: Target, params: Mapping[str, Mapping[str, Any]], output: Mapping[str, Any],
                      top_k: int, top_percent: float, region: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return self.explanations.explain_many(methods, model_id, payload, params=params, target=target,
                                               output=OutputOptions.from_dict(output), top_k=top_k,
                                               top_percent=top_percent, region=region)
 
     def submit_multi(self, caller: Caller, methods: list[str], model_id: str, payload: Mapping[str, Any], *,
-                     target: int | str | None, params: Mapping[str, Mapping[str, Any]], output: Mapping[str, Any],
+                     target: Target, params: Mapping[str, Mapping[str, Any]], output: Mapping[str, Any],
                      top_k: int, top_percent: float, region: Mapping[str, Any] | None = None) -> str:
         self.job_client()
         assert self.submitter is not None

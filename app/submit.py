@@ -16,6 +16,7 @@ from app.keys import Caller
 from app.limits import check_jobs
 from explainers.errors import InvalidInput
 from explainers.service import Checked, ExplanationService
+from explainers.types import Target
 from jobqueue import keys
 from jobqueue.cache import ExplanationCache, cache_key, input_hash
 from jobqueue.connection import text
@@ -65,7 +66,7 @@ class Submitter:
                          output=dict(output), top_k=top_k, input_digest=digest, region=region)
 
     def submit(self, caller: Caller, method: str, model_id: str, payload: Mapping[str, Any], *,
-               target: int | str | None, params: Mapping[str, Any] | None, output: Mapping[str, Any],
+               target: Target, params: Mapping[str, Any] | None, output: Mapping[str, Any],
                top_k: int, region: Mapping[str, Any] | None = None) -> Submitted:
         checked = self.explanations.check(method, model_id, payload, params, target)
         if region is not None and checked.manifest.image is None:
@@ -133,7 +134,7 @@ class Submitter:
         return self.jobs.submit(PatternsJob(model_id=model_id, inputs=inputs, owner=caller.name))
 
     def submit_multi(self, caller: Caller, methods: list[str], model_id: str, payload: Mapping[str, Any], *,
-                     target: int | str | None, params: Mapping[str, Mapping[str, Any]], output: Mapping[str, Any],
+                     target: Target, params: Mapping[str, Mapping[str, Any]], output: Mapping[str, Any],
                      top_k: int, top_percent: float, region: Mapping[str, Any] | None = None) -> str:
         """Check every method and the input, then enqueue one job that runs them all; returns its id."""
         self.explanations.check_methods(methods, params)

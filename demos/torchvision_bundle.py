@@ -49,6 +49,12 @@ def cam_layer_for(arch: str, model: nn.Module) -> str | None:
     return last
 
 
+# Segmentation architectures: their default CAM layer (the backbone's last feature map); they return a dict
+SEGMENTATION_CAM_LAYERS: dict[str, str] = {"fcn_resnet50": "backbone.layer4", "fcn_resnet101": "backbone.layer4",
+                                           "deeplabv3_resnet50": "backbone.layer4",
+                                           "lraspp_mobilenet_v3_large": "backbone.16"}
+
+
 def _state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
 
@@ -61,7 +67,8 @@ def make_bundle(arch: str, out: Path, size: int = 224, num_classes: int = 1000, 
     The global torch RNG is left as it was.
     """
     out = Path(out)
-    kwargs: dict[str, int] = {"num_classes": num_classes}
+    segmentation = arch in SEGMENTATION_CAM_LAYERS
+    kwargs: dict[str, int | None] = {"num_classes": num_classes, **({"weights_backbone": None} if segmentation else {})}
     if arch.startswith("vit_"):
         kwargs["image_size"] = size  # a ViT's position embedding is built for its input size
     with torch.random.fork_rng(devices=[]):
@@ -79,7 +86,8 @@ def make_bundle(arch: str, out: Path, size: int = 224, num_classes: int = 1000, 
         "labels": [f"class_{i}" for i in range(num_classes)],
         "output": "logits",
         "description": f"torchvision {arch} with random weights (seed {seed}); for benchmarks and tests only",
-        "cam_layer": cam_layer_for(arch, model),
+        "cam_layer": SEGMENTATION_CAM_LAYERS[arch] if segmentation else cam_layer_for(arch, model),
+        **({"task": "segmentation", "output_key": "out"} if segmentation else {}),
         "image": {"size": [size, size], "mean": IMAGENET_MEAN, "std": IMAGENET_STD, "channel_order": "RGB"},
     }
     if isinstance(model, VisionTransformer):

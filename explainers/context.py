@@ -11,6 +11,7 @@ from torch import nn
 from explainers.errors import InvalidInput, InvalidParams, InvalidTarget
 from explainers.models.handle import LocalModel, ModelInput
 from explainers.models.protocol import Model
+from explainers.models.segmentation import check_score
 from explainers.params import Params as BaseParams
 from explainers.sizing import bounded_batch, default_batch_size
 from explainers.types import Prediction
@@ -76,8 +77,10 @@ class Context(ModelAccess):
         self.autocast = params.bfloat16
         self.inputs = inputs
         self._requested = target
-        self.score_kind = "probabilities" if params.score == "probabilities" \
-            or model.manifest.output == "probabilities" else "logits"
+        check_score(model.manifest, params)
+        self.segmentation = model.manifest.task == "segmentation"  # scores: summed region logits, always
+        self.score_kind = "probabilities" if not self.segmentation and (
+            params.score == "probabilities" or model.manifest.output == "probabilities") else "logits"
         self.top_k = top_k
         self._target: int | None = None
         self.predictions: list[Prediction] = []
@@ -121,7 +124,8 @@ class Context(ModelAccess):
     def observe(self, outputs: torch.Tensor) -> int:
         """Record predictions from the outputs [1, K] of the unperturbed input; return the target."""
         if self._target is None:
-            probs = self.model.probabilities(outputs.detach()[0].float())
+            reported = self.inputs.reported
+            probs = self.model.probabilities(outputs.detach()[0].float()) if reported is None else reported
             labels = self.model.labels
             if not bool(torch.isfinite(probs).all()):
                 raise InvalidInput("the model's output for this input is not finite (inf or NaN): the input is "
@@ -166,7 +170,7 @@ class Context(ModelAccess):
         Progress moves from `done` to `done + share` over the batches.
         """
         assert self.inputs.native_forward is not None
-        logits = (kind or self.score_kind) == "logits" and self.model.manifest.output == "logits"
+        logits = self.segmentation or ((kind or self.score_kind) == "logits" and self.model.manifest.output == "logits")
         outs = []
         n = batch.shape[0]
         device = self.model.device.type

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from explainers.errors import InvalidInput
+from explainers.errors import InvalidInput, InvalidTarget
 from explainers.evaluation.localisation import box_mask
 from explainers.inputs import b64decode, decode_image
 
@@ -49,3 +49,24 @@ def _rle(data: Any) -> np.ndarray:
         raise InvalidInput("the RLE counts must be non-negative and sum to height * width", code="invalid_region")
     values = np.repeat(np.arange(len(counts)) % 2 == 1, counts)
     return values.reshape(width, height).T
+
+
+TARGET_KEYS = ("class", "box", "mask")
+
+
+def split_target(target: Any) -> tuple[int | str | None, dict[str, Any] | None]:
+    """A request's target -> (the class, its region as `{"box": ...}` or `{"mask": ...}`, or None).
+
+    The object form `{"class", "box" | "mask"}` gives a segmentation model's class over a region."""
+    if not isinstance(target, Mapping):
+        return target, None
+    unknown = sorted(set(target) - set(TARGET_KEYS))
+    if unknown:
+        raise InvalidTarget(f"target keys {unknown} are not supported here; a target object takes "
+                            f"{list(TARGET_KEYS)}", details={"unknown": unknown})
+    if target.get("class") is None:
+        raise InvalidTarget("a target object needs its 'class' (an index or a label)")
+    region = {k: target[k] for k in ("box", "mask") if target.get(k) is not None}
+    if len(region) > 1:
+        raise InvalidTarget("a target has at most one of 'box' and 'mask'")
+    return target["class"], region or None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -13,7 +13,7 @@ import torch
 from explainers.base import Context, Explainer, Progress, resolve_target
 from explainers.batch_service import check_inputs, explain_inputs
 from explainers.context import Share
-from explainers.errors import InvalidInput, InvalidParams, MethodNotSupported, ModelLoadError
+from explainers.errors import InvalidInput, InvalidParams, InvalidTarget, MethodNotSupported, ModelLoadError
 from explainers.evaluation.agreement import agreement
 from explainers.evaluation.faithfulness import FaithfulnessOptions, evaluations_needed
 from explainers.evaluation.localisation import located
@@ -25,12 +25,13 @@ from explainers.models.manifest import Manifest
 from explainers.models.protocol import Model
 from explainers.models.registry import ModelRegistry
 from explainers.models.samples import bundle_samples
+from explainers.models.segmentation import check_score
 from explainers.params import Params, parse_params
 from explainers.pattern_store import compute_patterns, store_patterns
-from explainers.regions import decode_region
+from explainers.regions import decode_region, split_target
 from explainers.serialize import OutputOptions, decode_array, render, to_payload
 from explainers.studies import Studies
-from explainers.types import Modality, Prediction
+from explainers.types import Modality, Prediction, Target
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class Checked:
     method: type[Explainer[Any]]
     manifest: Manifest
     params: Params
-    target: int | str | None
+    target: Target
     input: dict[str, Any]
 
 
@@ -147,13 +148,38 @@ class ExplanationService(GlobalRequests):
         return cls, manifest
 
     def check(self, method: str, model_id: str, payload: Mapping[str, Any], params: Mapping[str, Any] | None,
-              target: int | str | None) -> Checked:
+              target: Target) -> Checked:
         """Every check a queued request must pass, from the manifest and the input's header: no weights load."""
         cls, manifest = self.method_for(method, model_id)
         parsed = parse_params(cls.Params, dict(params) if params is not None else None)
-        if target is not None:
-            resolve_target(target, manifest.labels, 0)
-        return Checked(cls, manifest, parsed, target, self.check_input(manifest, payload))
+        check_score(manifest, parsed)
+        klass, region = self.target_of(manifest, target)
+        if klass is not None:
+            resolve_target(klass, manifest.labels, 0)
+        checked = self.check_input(manifest, payload)
+        if region is not None:
+            width, height = probe_image(checked["image"], max_pixels=self.limits.max_image_pixels)
+            decode_region(region, (height, width), max_pixels=self.limits.max_image_pixels)
+        return Checked(cls, manifest, parsed, target, checked)
+
+    @staticmethod
+    def target_of(manifest: Manifest, target: Target) -> tuple[int | str | None, dict[str, Any] | None]:
+        """The class of a request's target and its region, which only a segmentation model takes."""
+        klass, region = split_target(target)
+        if region is not None and manifest.task != "segmentation":
+            raise InvalidTarget(f"a target with a region (box or mask) explains a segmentation model; model "
+                                f"{manifest.id!r} is a classifier: send the class alone")
+        return klass, region
+
+    def with_target_region(self, model: Model, raw: RawInput, target: Target) -> tuple[int | str | None, RawInput]:
+        """The target's class, and the input with the target's region decoded at the image-as-sent size."""
+        klass, region = self.target_of(model.manifest, target)
+        if region is None:
+            return klass, raw
+        if raw.image is None:
+            raise InvalidInput("a target region applies to image inputs only", code="invalid_region")
+        mask = decode_region(region, raw.image.shape[:2], max_pixels=self.limits.max_image_pixels)
+        return klass, replace(raw, region=mask)
 
     def check_input(self, manifest: Manifest, payload: Mapping[str, Any]) -> dict[str, Any]:
         kind = self._input_kind(manifest, payload)
@@ -175,7 +201,7 @@ class ExplanationService(GlobalRequests):
         model = self.registry.get(model_id)
         return Prepared(cls, model, raw if raw is not None else self.decode_input(model, payload), parsed)
 
-    def explain(self, method: str, model_id: str, payload: Mapping[str, Any], *, target: int | str | None = None,
+    def explain(self, method: str, model_id: str, payload: Mapping[str, Any], *, target: Target = None,
                 params: Mapping[str, Any] | None = None, output: OutputOptions | None = None,
                 top_k: int = 5, progress: Progress | None = None, region: Mapping[str, Any] | None = None,
                 in_job: bool = False, known: tuple[Prediction, list[Prediction]] | None = None,
@@ -185,12 +211,14 @@ class ExplanationService(GlobalRequests):
         target and predictions, and the decoded input, where several methods share them."""
         t0 = time.perf_counter()
         prepared = self.prepare(method, model_id, payload, params, raw)
+        check_score(prepared.model.manifest, prepared.params)
+        klass, prepared.raw = self.with_target_region(prepared.model, prepared.raw, target)
         options = output or OutputOptions()
         if options.quality is not None and not in_job:
             self.check_quality_cost(prepared.model, prepared.raw, options.quality)
         mask = self.region_mask(prepared.model, prepared.raw, region) if region else None
         t1 = time.perf_counter()
-        expl = prepared.method().explain(prepared.model, prepared.raw, prepared.params, target=target, top_k=top_k,
+        expl = prepared.method().explain(prepared.model, prepared.raw, prepared.params, target=klass, top_k=top_k,
                                          progress=progress, max_map_side=self.limits.max_map_side,
                                          max_batch_elements=self.limits.max_batch_elements, known=known,
                                          quality=options.quality)
@@ -222,7 +250,7 @@ class ExplanationService(GlobalRequests):
     MAX_METHODS = 8
 
     def explain_many(self, methods: Sequence[str], model_id: str, payload: Mapping[str, Any], *,
-                     params: Mapping[str, Mapping[str, Any]] | None = None, target: int | str | None = None,
+                     params: Mapping[str, Mapping[str, Any]] | None = None, target: Target = None,
                      output: OutputOptions | None = None, top_k: int = 5, top_percent: float = 10.0,
                      region: Mapping[str, Any] | None = None, progress: Progress | None = None,
                      in_job: bool = False) -> dict[str, Any]:
@@ -237,8 +265,8 @@ class ExplanationService(GlobalRequests):
             self.method_for(name, model_id)
             parse_params(get_method(name).Params, dict(params.get(name) or {}))
         model = self.registry.get(model_id)
-        raw = self.decode_input(model, payload)
-        known = self.known(model, raw, target, top_k)
+        klass, raw = self.with_target_region(model, self.decode_input(model, payload), target)
+        known = self.known(model, raw, klass, top_k)
         bodies, maps = [], {}
         for i, name in enumerate(methods):
             share = Share(progress, i, len(methods)) if progress is not None else None
@@ -335,7 +363,8 @@ class ExplanationService(GlobalRequests):
         model = self.registry.get(model_id)
         inputs = model.prepare(self.decode_input(model, payload))
         with model.lock, torch.inference_mode():
-            probs = model.probabilities(inputs.forward(inputs.x))[0].float()
+            outputs = inputs.forward(inputs.x)
+            probs = inputs.reported if inputs.reported is not None else model.probabilities(outputs)[0].float()
         top = probs.topk(min(top_k, len(model.labels)))
         return {"model_id": model_id, "predictions": [
             {"index": int(i), "label": model.labels[int(i)], "score": float(s)}

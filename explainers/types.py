@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
+
+# A request's target: a class (index or label; None: the top one), or an object {"class", "box" | "mask"}
+# (a segmentation model's class over a region; `explainers.regions.split_target`)
+Target = int | str | dict[str, Any] | None
 
 
 class Modality(str, Enum):

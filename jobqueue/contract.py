@@ -48,7 +48,7 @@ class ExplanationJob(_Frozen):
     method: str
     model_id: str
     input: JobInput
-    target: int | str | None = None
+    target: int | str | dict[str, Any] | None = Field(None, description="a class, or {class, box | mask}")
     params: dict[str, Any] = Field(description="the method's params as parsed (every default filled in)")
     output: dict[str, Any] = Field(description="the output options (`explainers.serialize.OutputOptions`)")
     top_k: int = 5
@@ -96,7 +96,7 @@ class MultiExplanationJob(_Frozen):
     methods: list[str]
     model_id: str
     input: JobInput
-    target: int | str | None = None
+    target: int | str | dict[str, Any] | None = Field(None, description="a class, or {class, box | mask}")
     params: dict[str, dict[str, Any]] = Field(description="each method's params as parsed")
     output: dict[str, Any]
     top_k: int = 5

@@ -27,8 +27,8 @@ from app.schemas import (
     MultiExplainRequest,
     MultiExplanation,
 )
-from app.schemas.requests import ExplainInput
-from explainers.errors import InvalidInput, ServiceError
+from app.schemas.requests import ExplainInput, RegionTarget, target_value
+from explainers.errors import InvalidInput, InvalidTarget, ServiceError
 
 router = APIRouter(tags=["explain"])
 log = logging.getLogger("app.explain")
@@ -136,10 +136,10 @@ async def explain(method: str, request: Request, service: ServiceDep, settings: 
                                    "send application/json or multipart/form-data")
     output = body.output.model_dump()
     assert body.input is not None
-    region = body.input.region()
+    region, target = body.input.region(), target_value(body.target)
     if as_job or service.execution(method) == "async":
         submitted = await run_in_threadpool(service.submit, caller, method, body.model_id, payload,
-                                            target=body.target, params=body.params, output=output, top_k=body.top_k,
+                                            target=target, params=body.params, output=output, top_k=body.top_k,
                                             region=region)
         if submitted.result is not None:
             return sized(submitted.result, settings.max_result_bytes)
@@ -149,7 +149,7 @@ async def explain(method: str, request: Request, service: ServiceDep, settings: 
     status, evaluations = "ok", 0
     result: dict[str, Any] | None = None
     try:
-        result = await run_in_threadpool(service.explain, method, body.model_id, payload, target=body.target,
+        result = await run_in_threadpool(service.explain, method, body.model_id, payload, target=target,
                                          params=body.params, output=output, top_k=body.top_k, region=region)
         evaluations = int(result.get("details", {}).get("model_evaluations", 0))
         return sized(result, settings.max_result_bytes)
@@ -172,13 +172,17 @@ async def _explain_inputs(method: str, body: ExplainRequest, inputs: list[Explai
                           settings: SettingsDep, caller: ExplainCaller, metrics: MetricsDep, wait: float | None,
                           as_job: bool) -> Any:
     """Several inputs with one method: one job for the list (async methods, `?async=true`), else at once."""
+    if isinstance(body.target, RegionTarget):
+        raise InvalidTarget("a region target ({\"class\", \"box\" | \"mask\"}) explains one input: send it with "
+                            "`input`, not `inputs`")
+    target = body.target
     payloads = [i.payload() for i in inputs]
     given = [i.region() for i in inputs]
     regions = given if any(r is not None for r in given) else None
     output = body.output.model_dump()
     if as_job or service.execution(method) == "async":
         submitted = await run_in_threadpool(service.submit_inputs, caller, method, body.model_id, payloads,
-                                            target=body.target, params=body.params, output=output, top_k=body.top_k,
+                                            target=target, params=body.params, output=output, top_k=body.top_k,
                                             regions=regions)
         if submitted.result is not None:
             return sized(submitted.result, settings.max_result_bytes)
@@ -188,7 +192,7 @@ async def _explain_inputs(method: str, body: ExplainRequest, inputs: list[Explai
     status, evaluations = "ok", 0
     try:
         result = await run_in_threadpool(service.explain_inputs, method, body.model_id, payloads,
-                                         target=body.target, params=body.params, output=output, top_k=body.top_k,
+                                         target=target, params=body.params, output=output, top_k=body.top_k,
                                          regions=regions)
         evaluations = sum(int(e["details"].get("model_evaluations", 0)) for e in result["explanations"])
         return sized(result, settings.max_result_bytes)
@@ -211,12 +215,13 @@ async def explain_many(body: MultiExplainRequest, service: ServiceDep, settings:
     methods = list(body.methods)
     params = {name: dict(p) for name, p in body.params.items()}
     payload, region, output = body.input.payload(), body.input.region(), body.output.model_dump()
+    target = target_value(body.target)
     if as_job or any(service.execution(m) == "async" for m in methods):
         job_id = await run_in_threadpool(service.submit_multi, caller, methods, body.model_id, payload,
-                                         target=body.target, params=params, output=output, top_k=body.top_k,
+                                         target=target, params=params, output=output, top_k=body.top_k,
                                          top_percent=body.top_percent, region=region)
         return await accepted(service, settings, job_id, wait, caller)
-    result = await run_in_threadpool(service.explain_many, methods, body.model_id, payload, target=body.target,
+    result = await run_in_threadpool(service.explain_many, methods, body.model_id, payload, target=target,
                                      params=params, output=output, top_k=body.top_k, top_percent=body.top_percent,
                                      region=region)
     return sized(result, settings.max_result_bytes)

@@ -19,6 +19,7 @@ from explainers.errors import InvalidInput, InvalidParams
 from explainers.hooks import replaced_output
 from explainers.models.manifest import Manifest
 from explainers.models.preprocess import image_baselines, image_pixels
+from explainers.models.segmentation import segmentation_parts
 from explainers.models.tokenizer import WordTokenizer
 from explainers.types import Modality
 
@@ -27,11 +28,13 @@ Forward = Callable[[torch.Tensor], torch.Tensor]
 
 @dataclass
 class RawInput:
-    """One decoded request input: an RGB image, a text, or raw feature values."""
+    """One decoded request input: an RGB image, a text, or raw feature values; `region`: a segmentation
+    target's region, a boolean mask of the image as sent."""
 
     image: np.ndarray | None = None
     text: str | None = None
     features: np.ndarray | None = None
+    region: np.ndarray | None = None
 
 
 @dataclass
@@ -41,7 +44,9 @@ class ModelInput:
     `x` is [1, ...] (normalised image, token embeddings, or features); `forward`
     maps a batch [B, ...] of such points to the model's outputs [B, n_classes].
     `native` is what the model itself takes (the same as `x`, but token ids for
-    text), with `native_forward`: perturbation methods work there.
+    text), with `native_forward`: perturbation methods work there. A segmentation model's input reports
+    `reported` [K] as its predictions (not the softmax of its outputs), and `region_pixels` [K], the pixels
+    each class's score sums over (`explainers.models.segmentation`).
     """
 
     def __post_init__(self) -> None:
@@ -58,6 +63,8 @@ class ModelInput:
     tokens: list[str] = field(default_factory=list)
     unknown_tokens: list[int] = field(default_factory=list)  # positions in `tokens` the vocabulary lacks
     features: np.ndarray | None = None
+    reported: torch.Tensor | None = None
+    region_pixels: torch.Tensor | None = None
 
     def baseline(self, name: str) -> torch.Tensor:
         key = self.default_baseline if name == "default" else name
@@ -122,6 +129,8 @@ class BundleModel:
     # -- preparing inputs ---------------------------------------------------------------------
     def prepare(self, raw: RawInput) -> ModelInput:
         if self.modality is Modality.IMAGE and raw.image is not None:
+            if self.manifest.task == "segmentation":
+                return self._prepare_segmentation(raw.image, raw.region)
             return self._prepare_image(raw.image)
         if self.modality is Modality.TEXT and raw.text is not None:
             inputs = self._prepare_text(raw.text)
@@ -147,6 +156,12 @@ class BundleModel:
 
     def _prepare_text(self, text: str) -> ModelInput:
         raise NotImplementedError
+
+    def _prepare_segmentation(self, rgb: np.ndarray, region: np.ndarray | None) -> ModelInput:
+        x = self.image_tensor(rgb)
+        forward, reported, pixels = segmentation_parts(self.run, x, len(self.labels), region)
+        return ModelInput(x=x, forward=forward, image=rgb, default_baseline="black", reported=reported,
+                          region_pixels=pixels, baselines=image_baselines(x, self.normalize))
 
     def tokens(self, text: str) -> list[str]:
         assert self.tokenizer is not None
@@ -202,7 +217,8 @@ class LocalModel(BundleModel):
         return digest.hexdigest()
 
     def run(self, batch: torch.Tensor) -> torch.Tensor:
-        return self.module(batch)
+        out = self.module(batch)
+        return out[self.manifest.output_key] if self.manifest.output_key is not None else out
 
     @property
     def embedding_layer(self) -> str:

@@ -139,6 +139,12 @@ class Manifest(_Strict):
     labels: list[str] = Field(min_length=1)
     output: Literal["logits", "probabilities"] = Field(
         "logits", description="what the module returns; explanations use logits unless asked otherwise")
+    task: Literal["classification", "segmentation"] = Field(
+        "classification", description="classification: the module returns scores [B, K]; segmentation (local "
+        "image models): per-pixel logits [B, K, H, W], explained as a class's logits summed over a region")
+    output_key: str | None = Field(
+        None, min_length=1, max_length=100, description="the module returns a dict: read this entry (torchvision's "
+        "segmentation models: 'out')")
     description: str = ""
     cam_layer: str | None = Field(None, description="module name of the default CAM layer (image models)")
     samples: str | None = Field(
@@ -157,6 +163,9 @@ class Manifest(_Strict):
         if spec[self.modality] is None:
             raise ValueError(f"a {self.modality.value} model needs its '{self.modality.value}' section")
         self._check_transformer()
+        if self.task == "segmentation" and (self.modality is not Modality.IMAGE or self.remote is not None
+                                            or self.output != "logits"):
+            raise ValueError("a segmentation model is a local image model whose module returns logits")
         if self.remote is None:
             if not self.architecture or not self.weights:
                 raise ValueError("a model needs either 'architecture' and 'weights' (local) or a 'remote' section")
