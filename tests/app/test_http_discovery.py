@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from pydantic_core import PydanticUndefined
 
 from explainers.methods import all_methods, local_methods
+from explainers.methods._attention import AttentionExplainer
 from tests.app.conftest import (
     ANY_TEXT,
     FEATURES,
@@ -35,7 +36,9 @@ MODALITY = {"tiny-image": "image", "tiny-text": "text", "tiny-tabular": "tabular
 
 
 def methods_for(modality: str) -> list[str]:
-    return sorted(name for name, cls in local_methods().items() if modality in {m.value for m in cls.modalities})
+    """The local methods of a modality that a tiny bundle takes (none is a transformer)."""
+    return sorted(name for name, cls in local_methods().items()
+                  if modality in {m.value for m in cls.modalities} and not issubclass(cls, AttentionExplainer))
 
 
 # -- health and readiness -------------------------------------------------------------------------
