@@ -227,8 +227,23 @@ def target_value(target: StrictInt | StrictStr | RegionTarget | None) -> int | s
     return target
 
 
+def _not_nullable(*names: str) -> Any:
+    """A schema hook: the named optional properties without their `null` variant (absent, not null, is how
+    a body leaves one out; generated clients then type them as the object itself)."""
+    def hook(schema: dict[str, Any]) -> None:
+        for name in names:
+            prop = schema["properties"][name]
+            variants = [v for v in prop.pop("anyOf", []) if v.get("type") != "null"]
+            if len(variants) == 1:
+                prop.update(variants[0])
+            prop.pop("default", None)
+    return hook
+
+
 class ExplainRequest(_Body):
     """One input (`input`) or several (`inputs`), exactly one of the two."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_not_nullable("input", "inputs"))
 
     model_id: str = Field(min_length=1, max_length=200)
     input: ExplainInput | None = Field(None, description="the input to explain (or send `inputs`)")
