@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -97,22 +98,25 @@ def train_shapes_seg(folder: Path) -> Result:
     return acc, len(held.labels)
 
 
-def train_sentiment(folder: Path) -> Result:
+def _train_reviews(folder: Path, architecture: str, build: Callable[..., torch.nn.Module], kwargs: dict[str, Any],
+                   description: str, *, epochs: int, lr: float, weight_decay: float = 1e-4,
+                   extra: dict[str, Any] | None = None) -> Result:
+    """Train a text classifier on the review corpus and write its bundle (vocabulary, samples, manifest)."""
     torch.manual_seed(SEED)
     train, held = sentiment.generate(*TEXT_TRAIN), sentiment.generate(*TEXT_HELDOUT)
     vocab = sentiment.build_vocab(train)
     x = sentiment.encode(train, vocab, TEXT_MAX_LENGTH)
     y = torch.tensor([ex.label for ex in train])
-    model = sentiment.build_model(len(vocab), embed_dim=32)
-    fit(model, x, y, epochs=5, batch_size=32, lr=3e-3, seed=SEED, name="sentiment-cnn")
+    kwargs = {"vocab_size": len(vocab), **kwargs}
+    model = build(**kwargs)
+    fit(model, x, y, epochs=epochs, batch_size=32, lr=lr, seed=SEED, weight_decay=weight_decay, name=folder.name)
     acc = accuracy(model, sentiment.encode(held, vocab, TEXT_MAX_LENGTH), torch.tensor([ex.label for ex in held]))
     manifest = {
-        "id": folder.name, "modality": "text", "architecture": "demos.sentiment:build_model",
-        "architecture_kwargs": {"vocab_size": len(vocab), "embed_dim": 32}, "labels": sentiment.LABELS,
-        "description": "1-D CNN over word embeddings, trained on synthetic product and movie reviews "
-                       "(demos/sentiment.py marks the sentiment words of each review).",
+        "id": folder.name, "modality": "text", "architecture": architecture, "architecture_kwargs": kwargs,
+        "labels": sentiment.LABELS, "description": description,
         "text": {"tokenizer": "words", "vocab": "vocab.json", "max_length": TEXT_MAX_LENGTH,
                  "embedding_layer": "embedding"},
+        **(extra or {}),
         "samples": "samples.json",
     }
     folder.mkdir(parents=True, exist_ok=True)
@@ -121,34 +125,19 @@ def train_sentiment(folder: Path) -> Result:
     (folder / "samples.json").write_text(json.dumps(samples, indent=0) + "\n")
     save_bundle(folder, manifest, model, _metrics(acc, len(held)))
     return acc, len(held)
+
+
+def train_sentiment(folder: Path) -> Result:
+    return _train_reviews(folder, "demos.sentiment:build_model", sentiment.build_model, {"embed_dim": 32},
+                          "1-D CNN over word embeddings, trained on synthetic product and movie reviews "
+                          "(demos/sentiment.py marks the sentiment words of each review).", epochs=5, lr=3e-3)
 
 
 def train_sentiment_transformer(folder: Path) -> Result:
-    torch.manual_seed(SEED)
-    train, held = sentiment.generate(*TEXT_TRAIN), sentiment.generate(*TEXT_HELDOUT)
-    vocab = sentiment.build_vocab(train)
-    x = sentiment.encode(train, vocab, TEXT_MAX_LENGTH)
-    y = torch.tensor([ex.label for ex in train])
-    kwargs = {"vocab_size": len(vocab), **TEXT_TRANSFORMER}
-    model = text_transformer.build_model(**kwargs)
-    fit(model, x, y, epochs=8, batch_size=32, lr=2e-3, seed=SEED, weight_decay=1e-2, name="sentiment-transformer")
-    acc = accuracy(model, sentiment.encode(held, vocab, TEXT_MAX_LENGTH), torch.tensor([ex.label for ex in held]))
-    manifest = {
-        "id": folder.name, "modality": "text", "architecture": "demos.text_transformer:build_model",
-        "architecture_kwargs": kwargs, "labels": sentiment.LABELS,
-        "description": "Small transformer encoder (a class token, two pre-norm attention blocks) over word "
-                       "embeddings, trained on the synthetic reviews of demos/sentiment.py.",
-        "text": {"tokenizer": "words", "vocab": "vocab.json", "max_length": TEXT_MAX_LENGTH,
-                 "embedding_layer": "embedding"},
-        "transformer": {"prefix_tokens": 1},
-        "samples": "samples.json",
-    }
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps(vocab) + "\n")
-    samples = [ex.text for ex in sentiment.generate(*TEXT_SAMPLES)]
-    (folder / "samples.json").write_text(json.dumps(samples, indent=0) + "\n")
-    save_bundle(folder, manifest, model, _metrics(acc, len(held)))
-    return acc, len(held)
+    return _train_reviews(folder, "demos.text_transformer:build_model", text_transformer.build_model,
+                          TEXT_TRANSFORMER, "Small transformer encoder (a class token, two pre-norm attention "
+                          "blocks) over word embeddings, trained on the synthetic reviews of demos/sentiment.py.",
+                          epochs=8, lr=2e-3, weight_decay=1e-2, extra={"transformer": {"prefix_tokens": 1}})
 
 
 def train_tabular(folder: Path) -> Result:
