@@ -11,6 +11,7 @@ from pydantic import Field
 from explainers.base import Attribution, Context, Explainer
 from explainers.hooks import capture_output, last_output
 from explainers.params import P, Params
+from explainers.targets import batched_vjp, digest
 from explainers.types import Modality
 
 LAYER_HELP = "module name of the CAM layer; default: the model's cam_layer"
@@ -23,9 +24,26 @@ class CamParams(Params):
 def layer_activations_and_gradients(ctx: Context, layer_name: str | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Activations A [1, K, h, w] of the layer and d score / d A, from one forward pass.
 
-    The backward pass stops at the layer: nothing before it is differentiated.
+    The backward pass stops at the layer: nothing before it is differentiated. With several targets, one
+    forward and one batched backward serve every target.
     """
     name, layer = ctx.layer(layer_name)
+    shared = ctx.shared
+    if shared is not None:
+        key = digest(ctx.x, "cam", name)
+
+        def every_target() -> tuple[torch.Tensor, list[torch.Tensor]]:
+            with torch.enable_grad(), capture_output(layer, leaf=True, feature_map=True) as seen:
+                outputs = ctx.forward(ctx.x)
+                activation = last_output(seen, name)
+                grads, passes = batched_vjp([ctx.score(outputs, t) for t in shared.targets], activation)
+            ctx.backward_passes += passes
+            shared.scores[key] = activation.detach()
+            return outputs.detach(), grads
+        outputs, grad = shared.gradients_of(key, ctx.explained, every_target)
+        ctx.observe(outputs)
+        return shared.scores[key], grad
+    ctx.backward_passes += 1
     with torch.enable_grad(), capture_output(layer, leaf=True, feature_map=True) as seen:
         outputs = ctx.forward(ctx.x)
         ctx.observe(outputs)
@@ -39,6 +57,7 @@ class CamBase(Explainer[P]):
 
     modalities = frozenset({Modality.IMAGE})
     signed = False
+    contrastive = True
 
     def cam(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
         """[1, K, h, w] activations and gradients -> map [h, w] (before the final ReLU)."""

@@ -16,6 +16,7 @@ class GuidedBackprop(Explainer[BaseParams]):
     """Guided backpropagation (Springenberg et al. 2014). https://arxiv.org/abs/1412.6806"""
 
     name = "guided_backprop"
+    contrastive = True
     modalities = frozenset({Modality.IMAGE})
     Params = BaseParams
     rule: ClassVar[ReluRule] = "guided"

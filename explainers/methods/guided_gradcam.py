@@ -23,6 +23,7 @@ class GuidedGradCam(CamBase[GuidedGradCamParams]):
     """Guided Grad-CAM (Selvaraju et al. 2017). https://arxiv.org/abs/1610.02391"""
 
     name = "guided_gradcam"
+    contrastive = True
     Params = GuidedGradCamParams
     signed = True
 

@@ -13,6 +13,7 @@ class InputXGradient(Explainer[BaseParams]):
     """Input x gradient (Shrikumar et al. 2016). https://arxiv.org/abs/1605.01713"""
 
     name = "input_x_gradient"
+    contrastive = True
     modalities = GRADIENT_MODALITIES
     Params = BaseParams
 

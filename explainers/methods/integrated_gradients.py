@@ -65,6 +65,7 @@ class IntegratedGradients(Explainer[IntegratedGradientsParams]):
     """Integrated gradients (Sundararajan et al. 2017). https://arxiv.org/abs/1703.01365"""
 
     name = "integrated_gradients"
+    contrastive = True
     modalities = GRADIENT_MODALITIES
     Params = IntegratedGradientsParams
 

@@ -59,6 +59,7 @@ class KernelShap(PerturbationExplainer[KernelShapParams]):
     """
 
     name = "kernel_shap"
+    contrastive = True
     modalities = ALL_MODALITIES
     Params = KernelShapParams
 

@@ -38,6 +38,7 @@ class Lime(PerturbationExplainer[LimeParams]):
     """
 
     name = "lime"
+    contrastive = True
     modalities = ALL_MODALITIES
     Params = LimeParams
 

@@ -51,6 +51,7 @@ class Occlusion(PerturbationExplainer[OcclusionParams]):
     """Occlusion (Zeiler & Fergus 2014). https://arxiv.org/abs/1311.2901"""
 
     name = "occlusion"
+    contrastive = True
     modalities = ALL_MODALITIES
     Params = OcclusionParams
 

@@ -95,6 +95,7 @@ class Rise(PerturbationExplainer[RiseParams]):
     """RISE (Petsiuk et al. 2018). https://arxiv.org/abs/1806.07421"""
 
     name = "rise"
+    contrastive = True
     modalities = frozenset({Modality.IMAGE})
     Params = RiseParams
     signed = False

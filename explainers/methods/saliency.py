@@ -19,6 +19,7 @@ class Saliency(Explainer[SaliencyParams]):
     """Gradient saliency (Simonyan et al. 2013). https://arxiv.org/abs/1312.6034"""
 
     name = "saliency"
+    contrastive = True
     modalities = GRADIENT_MODALITIES
     Params = SaliencyParams
     signed = False

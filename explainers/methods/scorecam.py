@@ -44,6 +44,7 @@ class ScoreCam(PerturbationExplainer[ScoreCamParams]):
     """
 
     name = "scorecam"
+    contrastive = True
     requires = Requires.ACTIVATIONS
     needs_module = True
     modalities = frozenset({Modality.IMAGE})

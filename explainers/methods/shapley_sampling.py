@@ -96,6 +96,7 @@ class ShapleySampling(PerturbationExplainer[ShapleySamplingParams]):
     """
 
     name = "shapley_sampling"
+    contrastive = True
     modalities = ALL_MODALITIES
     Params = ShapleySamplingParams
 

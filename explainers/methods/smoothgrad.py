@@ -38,6 +38,7 @@ class SmoothGrad(Explainer[SmoothGradParams]):
     """SmoothGrad (Smilkov et al. 2017). https://arxiv.org/abs/1706.03825"""
 
     name = "smoothgrad"
+    contrastive = True
     modalities = GRADIENT_MODALITIES
     Params = SmoothGradParams
     signed = False

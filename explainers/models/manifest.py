@@ -124,8 +124,10 @@ class Manifest(_Strict):
                           "(local models)")
     remote: RemoteSpec | None = Field(None, description="the model is served by a model server (no weights here)")
     labels: list[str] = Field(min_length=1)
-    output: Literal["logits", "probabilities"] = Field(
-        "logits", description="what the module returns; explanations use logits unless asked otherwise")
+    output: Literal["logits", "probabilities", "sigmoid"] = Field(
+        "logits", description="what the module returns; explanations use logits unless asked otherwise. "
+                              "sigmoid: multi-label logits, each label's probability its sigmoid (no target: "
+                              "every label over 0.5 is explained)")
     description: str = ""
     cam_layer: str | None = Field(None, description="module name of the default CAM layer (image models)")
     samples: str | None = Field(
