@@ -29,6 +29,7 @@ from explainers.pattern_store import compute_patterns, store_patterns
 from explainers.regions import decode_region
 from explainers.serialize import OutputOptions, decode_array, render, to_payload
 from explainers.studies import Studies
+from explainers.targets import Target, parse_targets
 from explainers.types import Modality, Prediction
 
 
@@ -53,7 +54,7 @@ class Checked:
     method: type[Explainer[Any]]
     manifest: Manifest
     params: Params
-    target: int | str | None
+    target: Any  # one class, a list of classes or {"class", "versus"} (`explainers.targets`)
     input: dict[str, Any]
 
 
@@ -147,7 +148,7 @@ class ExplanationService(GlobalRequests):
         """Every check a queued request must pass, from the manifest and the input's header: no weights load."""
         cls, manifest = self.method_for(method, model_id)
         parsed = parse_params(cls.Params, dict(params) if params is not None else None)
-        if target is not None:
+        if target is not None and parse_targets(target, manifest.labels) is None:
             resolve_target(target, manifest.labels, 0)
         return Checked(cls, manifest, parsed, target, self.check_input(manifest, payload))
 
@@ -171,7 +172,7 @@ class ExplanationService(GlobalRequests):
         model = self.registry.get(model_id)
         return Prepared(cls, model, raw if raw is not None else self.decode_input(model, payload), parsed)
 
-    def explain(self, method: str, model_id: str, payload: Mapping[str, Any], *, target: int | str | None = None,
+    def explain(self, method: str, model_id: str, payload: Mapping[str, Any], *, target: Any = None,
                 params: Mapping[str, Any] | None = None, output: OutputOptions | None = None,
                 top_k: int = 5, progress: Progress | None = None, region: Mapping[str, Any] | None = None,
                 in_job: bool = False, known: tuple[Prediction, list[Prediction]] | None = None,
@@ -185,11 +186,21 @@ class ExplanationService(GlobalRequests):
         if options.quality is not None and not in_job:
             self.check_quality_cost(prepared.model, prepared.raw, options.quality)
         mask = self.region_mask(prepared.model, prepared.raw, region) if region else None
+        targets = parse_targets(target, prepared.model.labels)
+        versus = None
+        if targets is None and target is None and prepared.model.manifest.output == "sigmoid" and known is None:
+            known = self.known(prepared.model, prepared.raw, None, top_k)
+            targets = self.positive_labels(prepared.model, prepared.raw)
+        if targets is not None and not isinstance(target, list) and len(targets) == 1:
+            target, versus, targets = targets[0].index, targets[0].versus, None
+        if targets is not None:
+            return self.explain_targets(prepared, targets, options, top_k=top_k, progress=progress, mask=mask,
+                                        t0=t0, known=known)
         t1 = time.perf_counter()
         expl = prepared.method().explain(prepared.model, prepared.raw, prepared.params, target=target, top_k=top_k,
                                          progress=progress, max_map_side=self.limits.max_map_side,
                                          max_batch_elements=self.limits.max_batch_elements, known=known,
-                                         quality=options.quality)
+                                         quality=options.quality, versus=versus)
         if mask is not None:
             expl.details["localisation"] = located(expl.attribution, mask, options.pointing_tolerance)
         t2 = time.perf_counter()
@@ -199,6 +210,39 @@ class ExplanationService(GlobalRequests):
         body["timing_ms"].update({"decode": (t1 - t0) * 1e3, "explain": (t2 - t1) * 1e3,
                                   "render": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3})
         return body
+
+    def positive_labels(self, model: Model, raw: RawInput) -> list[Target]:
+        """A multi-label model's default targets: every label whose probability is over 0.5, else the top-1."""
+        with model.lock, torch.inference_mode():
+            inputs = model.prepare(raw)
+            probs = model.probabilities(inputs.forward(inputs.x))[0].float()
+        positive = [int(i) for i in torch.nonzero(probs > 0.5).flatten()]
+        return [Target(i) for i in (positive or [int(probs.argmax())])]
+
+    def explain_targets(self, prepared: Prepared, targets: list[Target], options: OutputOptions, *, top_k: int,
+                        progress: Progress | None, mask: np.ndarray | None, t0: float,
+                        known: tuple[Prediction, list[Prediction]] | None) -> dict[str, Any]:
+        """The several-targets body: one entry per target (its prediction, map, picture, details), the
+        predictions, the shared cost and the timing once."""
+        t1 = time.perf_counter()
+        expls, shared = prepared.method().explain_targets(
+            prepared.model, prepared.raw, prepared.params, targets, top_k=top_k, progress=progress,
+            max_map_side=self.limits.max_map_side, max_batch_elements=self.limits.max_batch_elements, known=known,
+            quality=options.quality)
+        t2 = time.perf_counter()
+        entries = []
+        for expl in expls:
+            if mask is not None:
+                expl.details["localisation"] = located(expl.attribution, mask, options.pointing_tolerance)
+            body = to_payload(expl, render(expl, options), options.attribution)
+            entries.append({k: body[k] for k in ("target", "attribution", "overlay_png", "details")})
+        t3 = time.perf_counter()
+        return {"method": prepared.method.name, "model_id": prepared.model.id,
+                "predictions": [p.to_dict() for p in expls[0].predictions], "targets": entries,
+                "details": {"targets": len(targets), "model_evaluations": shared.evaluations,
+                            "backward_passes": shared.backward_passes},
+                "timing_ms": {"decode": (t1 - t0) * 1e3, "explain": (t2 - t1) * 1e3, "render": (t3 - t2) * 1e3,
+                              "total": (t3 - t0) * 1e3}}
 
     MAX_METHODS = 8
 

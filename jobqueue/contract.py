@@ -47,7 +47,8 @@ class ExplanationJob(_Frozen):
     method: str
     model_id: str
     input: JobInput
-    target: int | str | None = None
+    target: int | str | list[int | str] | dict[str, Any] | None = Field(
+        None, description="one class, several (a list) or {class, versus}")
     params: dict[str, Any] = Field(description="the method's params as parsed (every default filled in)")
     output: dict[str, Any] = Field(description="the output options (`explainers.serialize.OutputOptions`)")
     top_k: int = 5

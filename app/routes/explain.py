@@ -18,7 +18,16 @@ from starlette.datastructures import UploadFile
 from app.auth import ExplainCaller
 from app.deps import MetricsDep, ServiceDep, SettingsDep
 from app.routes.accepted import WAIT_QUERY, accepted, sized
-from app.schemas import ERROR_RESPONSES, ExplainRequest, Explanation, JobAccepted, MultiExplainRequest, MultiExplanation
+from app.schemas import (
+    ERROR_RESPONSES,
+    ExplainRequest,
+    Explanation,
+    JobAccepted,
+    MultiExplainRequest,
+    MultiExplanation,
+    TargetsExplanation,
+)
+from app.schemas.requests import target_value
 from explainers.errors import InvalidInput, ServiceError
 
 router = APIRouter(tags=["explain"])
@@ -100,7 +109,7 @@ async def _from_multipart(request: Request, max_bytes: int) -> tuple[ExplainRequ
     return _validate(data), image
 
 
-@router.post("/explain/{method}", operation_id="explain", response_model=Explanation,
+@router.post("/explain/{method}", operation_id="explain", response_model=Explanation | TargetsExplanation,
              responses={**ERROR_RESPONSES, 202: {"model": JobAccepted, "description": "an async method's job"}},
              openapi_extra=_BODY)
 async def explain(method: str, request: Request, service: ServiceDep, settings: SettingsDep, caller: ExplainCaller,
@@ -121,8 +130,8 @@ async def explain(method: str, request: Request, service: ServiceDep, settings: 
     region = body.input.region()
     if as_job or service.execution(method) == "async":
         submitted = await run_in_threadpool(service.submit, caller, method, body.model_id, payload,
-                                            target=body.target, params=body.params, output=output, top_k=body.top_k,
-                                            region=region)
+                                            target=target_value(body.target), params=body.params, output=output,
+                                            top_k=body.top_k, region=region)
         if submitted.result is not None:
             return sized(submitted.result, settings.max_result_bytes)
         assert submitted.job_id is not None
@@ -131,7 +140,8 @@ async def explain(method: str, request: Request, service: ServiceDep, settings: 
     status, evaluations = "ok", 0
     result: dict[str, Any] | None = None
     try:
-        result = await run_in_threadpool(service.explain, method, body.model_id, payload, target=body.target,
+        result = await run_in_threadpool(service.explain, method, body.model_id, payload,
+                                         target=target_value(body.target),
                                          params=body.params, output=output, top_k=body.top_k, region=region)
         evaluations = int(result.get("details", {}).get("model_evaluations", 0))
         return sized(result, settings.max_result_bytes)

@@ -44,6 +44,7 @@ from app.schemas.responses import (
     Sample,
     SanityResult,
     Status,
+    TargetsExplanation,
     WorkerState,
 )
 
@@ -53,4 +54,4 @@ __all__ = ["AUTH", "COLORMAP_ENUM", "ERROR_RESPONSES", "Agreement", "EncodedArra
            "JobState", "JobSummary", "MethodInfo", "MethodList", "ModelInfo", "ModelList", "ModelState",
            "MultiExplainRequest", "MultiExplanation", "OutputSpec", "PatternsRequest", "PatternsResult",
            "PredictRequest", "PredictResponse", "Prediction", "QueueState", "Readiness", "Sample", "SanityRequest",
-           "SanityResult", "Status", "WorkerState", "check_unicode", "error_responses"]
+           "SanityResult", "Status", "TargetsExplanation", "WorkerState", "check_unicode", "error_responses"]

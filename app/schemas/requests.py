@@ -193,10 +193,34 @@ class OutputSpec(_Body):
         return self
 
 
+class TargetObject(_Body):
+    """One target given as an object: a class, and optionally the class it is contrasted with."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    class_: StrictInt | StrictStr = Field(alias="class", description="the class explained (index or label)")
+    versus: StrictInt | StrictStr | None = Field(
+        None, description="contrastive: explain score(class) - score(versus), a different class")
+    box: list[float] | None = Field(None, max_length=4, description="a segmentation target's region: not served "
+                                                                    "by this build (unsupported_target)")
+    mask: str | dict[str, Any] | None = Field(None, description="as `box`")
+
+
+TargetList = Annotated[list[StrictInt | StrictStr], Field(min_length=0, max_length=64)]
+TARGET_HELP = ("null: top-1 class (a multi-label model: every label over 0.5); a class index or a label; a list of "
+               "1 to 16 distinct classes (the several-targets body); or {\"class\": A, \"versus\": B}")
+
+
+def target_value(target: Any) -> Any:
+    """A request's target as the explanation service takes it (an object as a plain dict)."""
+    if isinstance(target, TargetObject):
+        return target.model_dump(by_alias=True, exclude_none=True)
+    return target
+
+
 class ExplainRequest(_Body):
     model_id: str = Field(min_length=1, max_length=200)
     input: ExplainInput
-    target: StrictInt | StrictStr | None = Field(None, description="null: top-1 class; else a class index or a label")
+    target: StrictInt | StrictStr | TargetList | TargetObject | None = Field(None, description=TARGET_HELP)
     params: dict[str, Any] = Field(default_factory=dict, description="the method's parameters (see /methods)")
     output: OutputSpec = Field(default_factory=OutputSpec)
     top_k: int = Field(5, ge=1, le=100, description="predictions reported")
