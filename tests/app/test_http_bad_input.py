@@ -156,13 +156,13 @@ def test_body_is_not_an_object(client: TestClient, body: str) -> None:
     {"model_id": "tiny-text", "input": {"text": "good"}, "output": {"mask_percent": 0}},
     {"model_id": "tiny-text", "input": {"text": "good"}, "output": {"mask_percent": 101}},
     {"model_id": "tiny-text", "input": {"text": "good"}, "output": {"caption": [True]}},
-    {"model_id": "tiny-text", "input": {"text": "good"}, "target": [1]},
+    {"model_id": "tiny-text", "input": {"text": "good"}, "target": [[1]]},
     {"model_id": "tiny-text", "input": {"text": "good"}, "target": 1.5},
 ], ids=["no-model", "no-input", "empty-model", "model-not-str", "input-empty", "text-and-image",
         "text-and-features", "text-null", "unknown-input-kind", "input-not-object", "text-not-str",
         "unknown-top-level-key", "top_k-0", "top_k-101", "bad-encoding", "alpha-high", "alpha-low",
         "unknown-colormap", "unknown-output-key", "unknown-style", "size-0", "size-4096", "mask-0", "mask-101",
-        "caption-list", "target-list", "target-float"])
+        "caption-list", "target-nested-list", "target-float"])
 def test_schema_mismatch(client: TestClient, body: dict[str, Any]) -> None:
     error = assert_error(post_json(client, body), 422, "invalid_request")
     assert isinstance(error["details"], list) and error["details"]

@@ -90,6 +90,27 @@ def test_multilabel_sigmoid_scores(tmp_path) -> None:
     assert float(probs.sum()) != pytest.approx(1.0)
 
 
+def test_multilabel_default_explains_every_positive_label(tmp_path) -> None:
+    from explainers.models.registry import ModelRegistry
+    from explainers.service import ExplanationService
+    from tests.bundles import make_multilabel_bundle
+
+    make_multilabel_bundle(tmp_path)
+    service = ExplanationService(ModelRegistry(tmp_path, device="cpu"))
+    model = service.registry.get("tiny-multilabel")
+    rows = np.random.default_rng(5).normal(size=(40, 3)) * 2
+    with torch.no_grad():
+        probs = torch.sigmoid(model.module(torch.tensor(rows, dtype=torch.float32))).numpy()
+    for row, p in zip(rows, probs):
+        positive = [i for i in range(4) if p[i] > 0.5] or [int(p.argmax())]
+        body = service.explain("saliency", "tiny-multilabel", {"features": [float(v) for v in row]})
+        got = [e["target"]["index"] for e in body["targets"]] if "targets" in body else [body["target"]["index"]]
+        assert got == positive
+        if len(positive) == 1:
+            assert "targets" not in body  # one positive: today's one-target body
+    assert any(len([i for i in range(4) if p[i] > 0.5]) > 1 for p in probs)  # the case is exercised
+
+
 @pytest.mark.parametrize("target, code", [
     (list(range(MAX_TARGETS + 1)), "too_many_targets"), ([], "invalid_target"), ([0, 0], "invalid_target"),
     (["red", 0], "invalid_target"), (["purple"], "invalid_target"), ({"class": 1, "versus": 1}, "invalid_target"),
