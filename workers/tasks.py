@@ -7,7 +7,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http import HTTPStatus
 from typing import Any
 
@@ -149,25 +150,37 @@ def explain_job(payload: dict[str, Any]) -> dict[str, Any]:
     assert isinstance(spec, ExplanationJob)
     job = _current()
     options = OutputOptions.from_dict(spec.output)
-    t0 = time.perf_counter()
-    status, evaluations = "failed", 0
-    try:
+    with _recorded(job, spec.method, spec.model_id) as tally:
         result = _run(job, lambda progress: service().explain(
             spec.method, spec.model_id, spec.input.as_request(), target=spec.target, params=spec.params,
             output=options, top_k=spec.top_k, progress=progress, region=spec.region, in_job=True))
-        evaluations = int(result["details"].get("model_evaluations", 0))
+        tally.evaluations = int(result["details"].get("model_evaluations", 0))
         result["details"]["cached"] = False
         _sized(job, result)
         if spec.cache_key and settings().cache_async:
             _cache(job).put(spec.cache_key, result)
-        status = "finished"
+        tally.status = "finished"
         return result
+
+
+class _Tally:
+    """What a job's explanation metrics record: its status and model evaluations."""
+
+    status, evaluations = "failed", 0
+
+
+@contextmanager
+def _recorded(job: Job, method: str, model_id: str) -> Iterator[_Tally]:
+    """Record the explanation metrics of the block's job when it ends (not when it was canceled)."""
+    t0, tally = time.perf_counter(), _Tally()
+    try:
+        yield tally
     except (JobCanceled, WorkerShutdown):
-        status = "canceled"
+        tally.status = "canceled"
         raise
     finally:
-        if status != "canceled":
-            _record(job, spec.method, spec.model_id, status, time.perf_counter() - t0, evaluations)
+        if tally.status != "canceled":
+            _record(job, method, model_id, tally.status, time.perf_counter() - t0, tally.evaluations)
 
 
 def patterns_job(payload: dict[str, Any]) -> dict[str, Any]:
@@ -197,28 +210,20 @@ def batch_job(payload: dict[str, Any]) -> dict[str, Any]:
     assert isinstance(spec, BatchExplanationJob)
     job = _current()
     options = OutputOptions.from_dict(spec.output)
-    t0 = time.perf_counter()
-    status, evaluations = "failed", 0
-    try:
+    with _recorded(job, spec.method, spec.model_id) as tally:
         result = _sized(job, _run(job, lambda progress: service().explain_inputs(
             spec.method, spec.model_id, [i.as_request() for i in spec.inputs], target=spec.target,
             params=spec.params, output=options, top_k=spec.top_k, progress=progress, regions=spec.regions,
             in_job=True)))
         for body in result["explanations"]:
             body["details"]["cached"] = False
-            evaluations += int(body["details"].get("model_evaluations", 0))
+            tally.evaluations += int(body["details"].get("model_evaluations", 0))
         if spec.cache_keys and settings().cache_async:
             cache = _cache(job)
             for key, body in zip(spec.cache_keys, result["explanations"]):
                 cache.put(key, {**body, "details": {k: v for k, v in body["details"].items() if k != "batched"}})
-        status = "finished"
+        tally.status = "finished"
         return result
-    except (JobCanceled, WorkerShutdown):
-        status = "canceled"
-        raise
-    finally:
-        if status != "canceled":
-            _record(job, spec.method, spec.model_id, status, time.perf_counter() - t0, evaluations)
 
 
 def sanity_job(payload: dict[str, Any]) -> dict[str, Any]:
