@@ -17,6 +17,7 @@ class Page:
         self.d = driver
         self.url = base_url
         self.shots = screenshots
+        self._before: set[str] = set()  # the result cards on the page before the last click
 
     # -- finding things ---------------------------------------------------------------------------
     def css(self, selector: str) -> Any:
@@ -74,6 +75,7 @@ class Page:
         wait_for(lambda: name in self.css("#image-preview").text, 10, "the dropped image's preview")
 
     def click(self, selector: str) -> None:
+        self._before = {c.id for c in self.all(".result")}
         self.css(selector).click()
 
     def shot(self, name: str) -> Path:
@@ -84,8 +86,10 @@ class Page:
 
     # -- reading results --------------------------------------------------------------------------
     def card(self, root: str = "#single-result", timeout: float = 60) -> Any:
-        return wait_for(lambda: next((c for c in self.all(f"{root} .result")
-                                      if c.get_attribute("data-state") != "running"), None), timeout, "a result")
+        """The first finished result card that the last click made (an earlier one may linger until the
+        page replaces it: the page reads the upload first)."""
+        return wait_for(lambda: next((c for c in self.all(f"{root} .result") if c.id not in self._before
+                                      and c.get_attribute("data-state") != "running"), None), timeout, "a result")
 
     def picture(self, card: Any) -> Image.Image:
         src = card.find_element("css selector", "img.overlay").get_attribute("src")

@@ -65,7 +65,7 @@ def test_the_fuzzer_finds_no_server_error_and_no_schema_violation(fuzzed_app: st
     st = shutil.which("schemathesis", path=str(Path(sys.executable).parent)) or "schemathesis"
     command = [st, "--config-file", str(CONFIG), "run", f"{fuzzed_app}/openapi.json", "--checks", "all",
                "--exclude-checks", "use_after_free",  # DELETE cancels; see schemathesis.toml
-               "--max-examples", str(MAX_EXAMPLES), "--seed", "20260901", "--workers", "2", "--no-shrink",
+               "--max-examples", str(MAX_EXAMPLES), "--seed", "20260901", "--workers", "1", "--no-shrink",
                "--request-timeout", "30", "--suppress-health-check", "all",
                "--report", "junit", "--report-dir", str(tmp_path)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=MAX_TIME_S + 120, cwd=tmp_path)
