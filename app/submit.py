@@ -138,6 +138,7 @@ class Submitter:
                      top_k: int, top_percent: float, region: Mapping[str, Any] | None = None) -> str:
         """Check every method and the input, then enqueue one job that runs them all; returns its id."""
         self.explanations.check_methods(methods, params)
+        self.explanations.check_compared(target)
         checked = [self.explanations.check(m, model_id, payload, params.get(m), target) for m in methods]
         if region is not None and checked[0].manifest.image is None:
             raise InvalidInput("a region (mask or box) applies to image inputs only", code="invalid_region")

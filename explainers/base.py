@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from explainers.context import BudgetExhausted, Context, Progress, resolve_target
-from explainers.errors import InvalidInput, InvalidParams, MethodNotSupported
+from explainers.errors import InvalidInput, InvalidParams, InvalidTarget, MethodNotSupported
 from explainers.evaluation.faithfulness import FaithfulnessOptions, faithfulness, model_sized
 from explainers.method import Method
 from explainers.models.handle import RawInput
@@ -20,6 +20,7 @@ from explainers.models.protocol import Model
 from explainers.params import P
 from explainers.result import Explanation
 from explainers.sizing import shrink
+from explainers.targets import SharedEvaluations
 from explainers.types import Modality, Prediction
 
 __all__ = ["Attribution", "BudgetExhausted", "Call", "Context", "Explainer", "Progress", "resolve_target"]
@@ -56,18 +57,25 @@ class Explainer(Method[P]):
     def explain(self, model: Model, raw: RawInput, params: P, *, target: int | str | None = None, top_k: int = 5,
                 progress: Progress | None = None, max_map_side: int | None = None,
                 max_batch_elements: int | None = None, known: tuple[Prediction, list[Prediction]] | None = None,
-                quality: FaithfulnessOptions | None = None) -> Explanation:
+                quality: FaithfulnessOptions | None = None, versus: int | None = None,
+                shared: SharedEvaluations | None = None) -> Explanation:
         """Prepare the input, run the method under the model's lock, map back to the input.
 
         An image whose long side is over `max_map_side` gets its map (and picture) at that long side:
         `details.scale` is the factor, `details.input_size` the image's own [height, width]. `known`: the
         target and predictions, when already computed. `quality`: the faithfulness figures of the map,
-        from the model's own resolution, in `details.quality` (their evaluations count too).
+        from the model's own resolution, in `details.quality` (their evaluations count too). `versus`: a
+        contrastive class (score_target - score_versus is explained); `shared`: the evaluations the targets
+        of one request share (`explainers.several_targets`).
         """
         self.check_model(model)
+        if versus is not None and not self.contrastive:
+            raise InvalidTarget(f"method {self.name!r} does not explain a contrastive (versus) target",
+                                details={"versus": versus})
         with model.lock:
             call = self.open(model, raw, params, target=target, top_k=top_k, progress=progress,
-                             max_map_side=max_map_side, max_batch_elements=max_batch_elements, known=known)
+                             max_map_side=max_map_side, max_batch_elements=max_batch_elements, known=known,
+                             versus=versus, shared=shared)
             t1 = time.perf_counter()
             result = self.attribute(call.ctx, params)
             return self.close(call, result, quality, attribute_ms=(time.perf_counter() - t1) * 1e3)
@@ -79,7 +87,8 @@ class Explainer(Method[P]):
 
     def open(self, model: Model, raw: RawInput, params: P, *, target: int | str | None, top_k: int,
              progress: Progress | None, max_map_side: int | None, max_batch_elements: int | None,
-             known: tuple[Prediction, list[Prediction]] | None = None) -> Call:
+             known: tuple[Prediction, list[Prediction]] | None = None, versus: int | None = None,
+             shared: SharedEvaluations | None = None) -> Call:
         """One input prepared (shrunk past `max_map_side`) with its context; under the model's lock."""
         t0 = time.perf_counter()
         inputs = model.prepare(raw)
@@ -87,7 +96,8 @@ class Explainer(Method[P]):
         if inputs.image is not None and max_map_side and max(inputs.image.shape[:2]) > max_map_side:
             scale = max_map_side / max(inputs.image.shape[:2])
             inputs.image, full = shrink(inputs.image, max_map_side), inputs.image.shape[:2]
-        ctx = Context(model, inputs, target, params, top_k, progress, max_batch_elements, known=known)
+        ctx = Context(model, inputs, target, params, top_k, progress, max_batch_elements, known=known,
+                      versus=versus, shared=shared)
         return Call(ctx, scale, full, (time.perf_counter() - t0) * 1e3)
 
     def attribute(self, ctx: Context, params: P) -> Attribution:
@@ -133,8 +143,12 @@ class Explainer(Method[P]):
                             "map_size": list(attribution.shape)})
         if ctx.batch_size != ctx.requested_batch_size:
             details["batch_size"] = {"requested": ctx.requested_batch_size, "used": ctx.batch_size}
-        if ctx.evaluations:
+        if ctx.evaluations or ctx.shared is not None:
             details["model_evaluations"] = ctx.evaluations
+        if ctx.backward_passes:
+            details["backward_passes"] = ctx.backward_passes
+        if ctx.versus is not None:
+            details["versus"] = _versus(ctx, ctx.versus).to_dict()
         if ctx.autocast:
             details["precision"] = "bfloat16"
         if ctx.stopped is not None:
@@ -148,6 +162,17 @@ class Explainer(Method[P]):
             image=inputs.image, tokens=inputs.tokens or None, unknown_tokens=inputs.unknown_tokens or None,
             feature_names=model.feature_names if model.modality is Modality.TABULAR else None,
             feature_values=None if inputs.features is None else [float(v) for v in inputs.features])
+
+
+def _versus(ctx: Context, index: int) -> Prediction:
+    """The versus class with its reported probability (from the predictions, else one forward)."""
+    known = next((p for p in ctx.predictions if p.index == index), None)
+    if known is not None:
+        return known
+    with torch.inference_mode():
+        probs = ctx.model.probabilities(ctx.inputs.forward(ctx.x).float()) if ctx.inputs.reported is None \
+            else ctx.inputs.reported[None]
+    return Prediction(index, ctx.model.labels[index], float(probs[0, index]))
 
 
 @dataclass

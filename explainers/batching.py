@@ -71,8 +71,8 @@ class Stack:
     def score(self, outputs: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
         """Each row's explained score of its owner's target: `Context.score`, row by row."""
         ctx = self.first
-        if ctx.score_kind == "probabilities" and ctx.model.manifest.output == "logits":
-            outputs = outputs.softmax(-1)
+        if ctx.score_kind == "probabilities" and ctx.model.manifest.output != "probabilities":
+            outputs = ctx.model.probabilities(outputs)
         return outputs.gather(1, self.targets(owners).to(outputs.device)[:, None])[:, 0]
 
     def gradient(self, batch: torch.Tensor, owners: torch.Tensor, *, observe: bool = False) -> torch.Tensor:

@@ -14,6 +14,7 @@ from explainers.models.protocol import Model
 from explainers.models.segmentation import check_score
 from explainers.params import Params as BaseParams
 from explainers.sizing import bounded_batch, default_batch_size
+from explainers.targets import SharedEvaluations, Target, digest
 from explainers.types import Prediction
 
 Progress = Callable[[float], None]
@@ -68,8 +69,11 @@ class Context(ModelAccess):
 
     def __init__(self, model: Model, inputs: ModelInput, target: int | str | None, params: BaseParams,
                  top_k: int, progress: Progress | None = None, max_batch_elements: int | None = None, *,
-                 known: tuple[Prediction, list[Prediction]] | None = None) -> None:
+                 known: tuple[Prediction, list[Prediction]] | None = None, versus: int | None = None,
+                 shared: SharedEvaluations | None = None) -> None:
         self.model = model
+        self.versus, self.shared = versus, shared  # a contrastive class; what several targets share
+        self.backward_passes = 0
         self.requested_batch_size = params.inputs_per_call or default_batch_size(model)
         self.batch_size = bounded_batch(self.requested_batch_size, inputs, max_batch_elements)
         self._sink: Progress = progress or (lambda _fraction: None)
@@ -170,34 +174,48 @@ class Context(ModelAccess):
         Progress moves from `done` to `done + share` over the batches.
         """
         assert self.inputs.native_forward is not None
-        logits = self.segmentation or ((kind or self.score_kind) == "logits" and self.model.manifest.output == "logits")
+        logits = self.segmentation or ((kind or self.score_kind) == "logits"
+                                       and self.model.manifest.output != "probabilities")
         outs = []
+        cache = None if self.shared is None else self.shared.scores
         n = batch.shape[0]
         device = self.model.device.type
         with torch.inference_mode(), torch.autocast(device, dtype=torch.bfloat16, enabled=self.autocast):
             for start in range(0, n, batch_size):
                 chunk = batch[start:start + batch_size]
+                key = None if cache is None else digest(chunk, "logits" if logits else "probabilities")
+                if cache is not None and key in cache:  # another target of the request had these evaluated
+                    outs.append(cache[key])
+                    self.progress(min(1.0, done + share * min(n, start + batch_size) / n))
+                    continue
                 self.check_budget(chunk.shape[0])
                 if chunk.dim() == 4:
                     chunk = chunk.contiguous(memory_format=torch.channels_last)
                 out = self.inputs.native_forward(chunk).float()
                 outs.append(out if logits else self.model.probabilities(out))
+                if cache is not None and key is not None:
+                    cache[key] = outs[-1]
                 self.evaluations += chunk.shape[0]
                 self.progress(min(1.0, done + share * min(n, start + batch_size) / n))
         return torch.cat(outs) if outs else torch.empty(0, len(self.model.labels))
 
     def target_probabilities(self, batch: torch.Tensor, batch_size: int, *, kind: str | None = None,
                              **kw: float) -> torch.Tensor:
-        """The explained class's score (its probability, or its logit: see `predict`) for each native
-        input [N, ...] -> [N]."""
-        return self.predict(batch, batch_size, kind=kind, **kw)[:, self.target()]
+        """The explained class's score (its probability, or its logit: see `predict`; less the versus
+        class's, for a contrastive target) for each native input [N, ...] -> [N]."""
+        return self.explained.of(self.predict(batch, batch_size, kind=kind, **kw))
 
-    def score(self, outputs: torch.Tensor) -> torch.Tensor:
-        """The explained score of the target for each row of a batch of outputs [B, K] -> [B]."""
-        target = self.target()
-        if self.score_kind == "probabilities" and self.model.manifest.output == "logits":
-            return outputs.softmax(-1)[:, target]
-        return outputs[:, target]
+    @property
+    def explained(self) -> Target:
+        """The explained score: the target class, or its difference to the versus class."""
+        return Target(self.target(), self.versus)
+
+    def score(self, outputs: torch.Tensor, target: Target | None = None) -> torch.Tensor:
+        """The explained score of the target (`target`: another of the request's) for each row of a batch
+        of outputs [B, K] -> [B]."""
+        if self.score_kind == "probabilities" and self.model.manifest.output != "probabilities":
+            outputs = self.model.probabilities(outputs)
+        return (target or self.explained).of(outputs)
 
 
 def resolve_target(requested: int | str | None, labels: list[str], top1: int) -> int:

@@ -29,6 +29,7 @@ class Method(Generic[P]):
     needs_module: ClassVar[bool] = True
     Params: type[P]
     signed: ClassVar[bool] = True
+    contrastive: ClassVar[bool] = False  # explains a score difference (`{"class": A, "versus": B}`)
 
     @classmethod
     def summary(cls) -> str:

@@ -51,13 +51,14 @@ def _rle(data: Any) -> np.ndarray:
     return values.reshape(width, height).T
 
 
-TARGET_KEYS = ("class", "box", "mask")
+TARGET_KEYS = ("class", "versus", "box", "mask")
 
 
-def split_target(target: Any) -> tuple[int | str | None, dict[str, Any] | None]:
-    """A request's target -> (the class, its region as `{"box": ...}` or `{"mask": ...}`, or None).
+def split_target(target: Any) -> tuple[Any, dict[str, Any] | None]:
+    """A request's target -> (its classes, its region as `{"box": ...}` or `{"mask": ...}`, or None).
 
-    The object form `{"class", "box" | "mask"}` gives a segmentation model's class over a region."""
+    The classes are the target itself, or the object's class (with its `versus`: `{"class", "versus"}`,
+    see `explainers.targets`); the object's `box` or `mask` is a segmentation model's region."""
     if not isinstance(target, Mapping):
         return target, None
     unknown = sorted(set(target) - set(TARGET_KEYS))
@@ -69,4 +70,6 @@ def split_target(target: Any) -> tuple[int | str | None, dict[str, Any] | None]:
     region = {k: target[k] for k in ("box", "mask") if target.get(k) is not None}
     if len(region) > 1:
         raise InvalidTarget("a target has at most one of 'box' and 'mask'")
-    return target["class"], region or None
+    classes = target["class"] if target.get("versus") is None else {"class": target["class"],
+                                                                    "versus": target["versus"]}
+    return classes, region or None

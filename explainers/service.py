@@ -25,12 +25,14 @@ from explainers.models.manifest import Manifest
 from explainers.models.protocol import Model
 from explainers.models.registry import ModelRegistry
 from explainers.models.samples import bundle_samples
-from explainers.models.segmentation import check_score
+from explainers.models.segmentation import check_score, scored_params
 from explainers.params import Params, parse_params
 from explainers.pattern_store import compute_patterns, store_patterns
 from explainers.regions import decode_region, split_target
 from explainers.serialize import OutputOptions, decode_array, render, to_payload
+from explainers.several_targets import explain_targets, several_targets, targets_body
 from explainers.studies import Studies
+from explainers.targets import parse_targets
 from explainers.types import Modality, Prediction, Target
 
 
@@ -151,11 +153,13 @@ class ExplanationService(GlobalRequests):
               target: Target) -> Checked:
         """Every check a queued request must pass, from the manifest and the input's header: no weights load."""
         cls, manifest = self.method_for(method, model_id)
-        parsed = parse_params(cls.Params, dict(params) if params is not None else None)
-        check_score(manifest, parsed)
+        parsed = scored_params(manifest, parse_params(cls.Params, dict(params) if params is not None else None))
         klass, region = self.target_of(manifest, target)
-        if klass is not None:
+        targets = parse_targets(klass, manifest.labels)
+        if targets is None and klass is not None:
             resolve_target(klass, manifest.labels, 0)
+        if targets is not None and any(t.versus is not None for t in targets) and not cls.contrastive:
+            raise InvalidTarget(f"method {method!r} does not explain a contrastive (versus) target")
         checked = self.check_input(manifest, payload)
         if region is not None:
             width, height = probe_image(checked["image"], max_pixels=self.limits.max_image_pixels)
@@ -163,16 +167,17 @@ class ExplanationService(GlobalRequests):
         return Checked(cls, manifest, parsed, target, checked)
 
     @staticmethod
-    def target_of(manifest: Manifest, target: Target) -> tuple[int | str | None, dict[str, Any] | None]:
-        """The class of a request's target and its region, which only a segmentation model takes."""
+    def target_of(manifest: Manifest, target: Target) -> tuple[Any, dict[str, Any] | None]:
+        """The classes of a request's target (one, a list, or `{"class", "versus"}`: `explainers.targets`) and
+        its region, which only a segmentation model takes."""
         klass, region = split_target(target)
         if region is not None and manifest.task != "segmentation":
             raise InvalidTarget(f"a target with a region (box or mask) explains a segmentation model; model "
                                 f"{manifest.id!r} is a classifier: send the class alone")
         return klass, region
 
-    def with_target_region(self, model: Model, raw: RawInput, target: Target) -> tuple[int | str | None, RawInput]:
-        """The target's class, and the input with the target's region decoded at the image-as-sent size."""
+    def with_target_region(self, model: Model, raw: RawInput, target: Target) -> tuple[Any, RawInput]:
+        """The target's classes, and the input with the target's region decoded at the image-as-sent size."""
         klass, region = self.target_of(model.manifest, target)
         if region is None:
             return klass, raw
@@ -217,11 +222,22 @@ class ExplanationService(GlobalRequests):
         if options.quality is not None and not in_job:
             self.check_quality_cost(prepared.model, prepared.raw, options.quality)
         mask = self.region_mask(prepared.model, prepared.raw, region) if region else None
+        targets, seen = several_targets(prepared.model, prepared.raw, klass, top_k, known)
+        if targets is not None and (len(targets) > 1 or isinstance(klass, list)):
+            t1 = time.perf_counter()
+            expls, shared = explain_targets(
+                prepared.method(), prepared.model, prepared.raw, prepared.params, targets, top_k=top_k, known=seen,
+                progress=progress, max_map_side=self.limits.max_map_side,
+                max_batch_elements=self.limits.max_batch_elements, quality=options.quality)
+            return targets_body(expls, shared, options, mask, t0=t0, t1=t1)
+        versus = None
+        if targets is not None:
+            klass, versus = targets[0].index, targets[0].versus
         t1 = time.perf_counter()
         expl = prepared.method().explain(prepared.model, prepared.raw, prepared.params, target=klass, top_k=top_k,
                                          progress=progress, max_map_side=self.limits.max_map_side,
                                          max_batch_elements=self.limits.max_batch_elements, known=known,
-                                         quality=options.quality)
+                                         quality=options.quality, versus=versus)
         if mask is not None:
             expl.details["localisation"] = located(expl.attribution, mask, options.pointing_tolerance)
         t2 = time.perf_counter()
@@ -266,6 +282,7 @@ class ExplanationService(GlobalRequests):
             parse_params(get_method(name).Params, dict(params.get(name) or {}))
         model = self.registry.get(model_id)
         klass, raw = self.with_target_region(model, self.decode_input(model, payload), target)
+        self.check_compared(target)
         known = self.known(model, raw, klass, top_k)
         bodies, maps = [], {}
         for i, name in enumerate(methods):
@@ -279,6 +296,14 @@ class ExplanationService(GlobalRequests):
         return {"model_id": model_id, "target": known[0].to_dict(), "predictions": [p.to_dict() for p in known[1]],
                 "explanations": bodies, "agreement": agreement(with_maps, top_percent),
                 "timing_ms": {"total": (time.perf_counter() - t0) * 1e3}}
+
+    @staticmethod
+    def check_compared(target: Target) -> None:
+        """Several methods are compared on one class (and its region): not on a list, nor on a versus."""
+        klass, _ = split_target(target)
+        if klass is not None and not isinstance(klass, int | str):
+            raise InvalidTarget("methods are compared on one class: send a class (index or label) or null, "
+                                "not a list or a versus")
 
     def check_methods(self, methods: Sequence[str], params: Mapping[str, Any]) -> None:
         """A multi-method request's list: 2 to MAX_METHODS distinct names, params only for those."""

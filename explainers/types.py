@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-# A request's target: a class (index or label; None: the top one), or an object {"class", "box" | "mask"}
-# (a segmentation model's class over a region; `explainers.regions.split_target`)
-Target = int | str | dict[str, Any] | None
+# A request's target: a class (index or label; None: the top one), a list of classes (`explainers.targets`),
+# or an object {"class", "versus" | "box" | "mask"} (a contrastive class; a segmentation model's class over a
+# region: `explainers.regions.split_target`)
+Target = int | str | list[int | str] | dict[str, Any] | None
 
 
 class Modality(str, Enum):

@@ -34,7 +34,7 @@ def input_hash(kind: str, value: bytes | str | list[float]) -> str:
     return digest.hexdigest()
 
 
-def cache_key(*, weights: str, method: str, params: Mapping[str, Any], target: int | str | Mapping[str, Any] | None,
+def cache_key(*, weights: str, method: str, params: Mapping[str, Any], target: Any,
               output: Mapping[str, Any], top_k: int, input_digest: str,
               region: Mapping[str, Any] | None = None) -> str:
     parts = {"weights": weights, "method": method, "params": params, "target": target, "output": output,

@@ -48,7 +48,8 @@ class ExplanationJob(_Frozen):
     method: str
     model_id: str
     input: JobInput
-    target: int | str | dict[str, Any] | None = Field(None, description="a class, or {class, box | mask}")
+    target: int | str | list[int | str] | dict[str, Any] | None = Field(
+        None, description="a class, a list of classes, or {class, versus | box | mask}")
     params: dict[str, Any] = Field(description="the method's params as parsed (every default filled in)")
     output: dict[str, Any] = Field(description="the output options (`explainers.serialize.OutputOptions`)")
     top_k: int = 5

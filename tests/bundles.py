@@ -125,3 +125,20 @@ def make_transformer_bundles(root: Path) -> dict[str, Path]:
     }, seeded(text_transformer.build_model(**text_kwargs), 0.4))
     (text / "vocab.json").write_text(json.dumps(VOCAB))
     return {"tiny-vit": image, "tiny-text-transformer": text}
+
+
+def make_multilabel_bundle(root: Path) -> Path:
+    """A tiny multi-label tabular model (`output: "sigmoid"`): four labels, each its own probability."""
+    gen = torch.Generator().manual_seed(99)
+    module = tiny_models.build_tabular(n_features=3, classes=4)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen))
+    folder = _write(root / "tiny-multilabel", {
+        "id": "tiny-multilabel", "modality": "tabular", "architecture": "tiny_models:build_tabular",
+        "architecture_kwargs": {"n_features": 3, "classes": 4}, "weights": "weights.safetensors",
+        "labels": ["w", "x", "y", "z"], "output": "sigmoid",
+        "tabular": {"features": [{"name": "f0"}, {"name": "f1"}, {"name": "f2"}]},
+    }, module)
+    np.save(folder / "background.npy", np.random.default_rng(3).normal(size=(16, 3)).astype(np.float32))
+    return folder

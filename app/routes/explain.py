@@ -26,8 +26,9 @@ from app.schemas import (
     JobAccepted,
     MultiExplainRequest,
     MultiExplanation,
+    TargetsExplanation,
 )
-from app.schemas.requests import ExplainInput, RegionTarget, target_value
+from app.schemas.requests import ExplainInput, TargetObject, target_value
 from explainers.errors import InvalidInput, InvalidTarget, ServiceError
 
 router = APIRouter(tags=["explain"])
@@ -109,7 +110,8 @@ async def _from_multipart(request: Request, max_bytes: int) -> tuple[ExplainRequ
     return _validate(data), image
 
 
-@router.post("/explain/{method}", operation_id="explain", response_model=Explanation | BatchExplanation,
+@router.post("/explain/{method}", operation_id="explain",
+             response_model=Explanation | BatchExplanation | TargetsExplanation,
              responses={**ERROR_RESPONSES, 202: {"model": JobAccepted, "description": "an async method's job"}},
              openapi_extra=_BODY)
 async def explain(method: str, request: Request, service: ServiceDep, settings: SettingsDep, caller: ExplainCaller,
@@ -172,9 +174,9 @@ async def _explain_inputs(method: str, body: ExplainRequest, inputs: list[Explai
                           settings: SettingsDep, caller: ExplainCaller, metrics: MetricsDep, wait: float | None,
                           as_job: bool) -> Any:
     """Several inputs with one method: one job for the list (async methods, `?async=true`), else at once."""
-    if isinstance(body.target, RegionTarget):
-        raise InvalidTarget("a region target ({\"class\", \"box\" | \"mask\"}) explains one input: send it with "
-                            "`input`, not `inputs`")
+    if isinstance(body.target, TargetObject | list):
+        raise InvalidTarget("several inputs share one class (an index, a label or null): a list of targets, a "
+                            "versus or a region explains one input; send it with `input`, not `inputs`")
     target = body.target
     payloads = [i.payload() for i in inputs]
     given = [i.region() for i in inputs]

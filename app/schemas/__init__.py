@@ -45,6 +45,8 @@ from app.schemas.responses import (
     Sample,
     SanityResult,
     Status,
+    TargetEntry,
+    TargetsExplanation,
     WorkerState,
 )
 
@@ -55,4 +57,5 @@ __all__ = ["AUTH", "COLORMAP_ENUM", "ERROR_RESPONSES", "Agreement", "BatchExplan
            "JobState", "JobSummary", "MethodInfo", "MethodList", "ModelInfo", "ModelList", "ModelState",
            "MultiExplainRequest", "MultiExplanation", "OutputSpec", "PatternsRequest", "PatternsResult",
            "PredictRequest", "PredictResponse", "Prediction", "QueueState", "Readiness", "Sample", "SanityRequest",
-           "SanityResult", "Status", "WorkerState", "check_unicode", "error_responses"]
+           "SanityResult", "Status", "TargetEntry", "TargetsExplanation", "WorkerState", "check_unicode",
+           "error_responses"]

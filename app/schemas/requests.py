@@ -196,13 +196,20 @@ class OutputSpec(_Body):
 MAX_INPUTS = 32  # explainers.service.Limits.max_inputs
 
 
-class RegionTarget(_Body):
-    """A segmentation model's target: a class, and where its logits are summed (at most one of `box` and
-    `mask`; neither: the pixels the model labels with the class)."""
+MAX_TARGETS = 16  # explainers.targets.MAX_TARGETS
+
+
+class TargetObject(_Body):
+    """A target given as an object: a class, and either the class it is contrasted with (`versus`) or, for
+    a segmentation model, where its logits are summed (at most one of `box` and `mask`; neither: the
+    pixels the model labels with the class)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     class_: StrictInt | StrictStr = Field(alias="class", description="the class: an index or a label")
+    versus: StrictInt | StrictStr | None = Field(
+        None, description="contrastive: explain score(class) - score(versus), another class (methods whose "
+        "`contrastive` is true)")
     box: list[float] | None = Field(None, min_length=4, max_length=4, description="[x0, y0, x1, y1] in pixels of "
                                     "the image as sent, right and bottom edges excluded")
     mask: str | dict[str, Any] | None = Field(
@@ -210,19 +217,26 @@ class RegionTarget(_Body):
         "{\"size\": [height, width], \"counts\": [...]} (as `input.mask`)")
 
     @model_validator(mode="after")
-    def _one_region(self) -> RegionTarget:
+    def _one_region(self) -> TargetObject:
         if self.box is not None and self.mask is not None:
             raise ValueError("a target has at most one of 'box' and 'mask'")
         return self
 
 
-TARGET_HELP = ("null: top-1 class; else a class index or a label; a segmentation model also takes "
-               "{\"class\", \"box\" | \"mask\"}: the class's logits summed over that region")
+TargetList = Annotated[list[StrictInt | StrictStr], Field(json_schema_extra={"minItems": 1, "maxItems": MAX_TARGETS})]
+TARGET_HELP = ("null: the top-1 class (a multi-label model: every label over 0.5); a class index or a label; a list "
+               f"of 1 to {MAX_TARGETS} distinct classes (a TargetsExplanation: one map per class, sharing the model "
+               "evaluations; `too_many_targets` past the bound); {\"class\": A, \"versus\": B}: score A - score B; "
+               "a segmentation model also takes {\"class\", \"box\" | \"mask\"}: the class's logits summed over "
+               "that region")
+ONE_TARGET_HELP = ("null: top-1 class; else a class index or a label; a segmentation model also takes "
+                   "{\"class\", \"box\" | \"mask\"}: the class's logits summed over that region")
+AnyTarget = StrictInt | StrictStr | TargetList | TargetObject | None
 
 
-def target_value(target: StrictInt | StrictStr | RegionTarget | None) -> int | str | dict[str, Any] | None:
-    """The target as the service takes it: a class, or the object `{"class", "box" | "mask"}`."""
-    if isinstance(target, RegionTarget):
+def target_value(target: AnyTarget) -> int | str | list[int | str] | dict[str, Any] | None:
+    """The target as the service takes it: a class, a list of classes, or the object as a plain dict."""
+    if isinstance(target, TargetObject):
         return target.model_dump(by_alias=True, exclude_none=True)
     return target
 
@@ -252,7 +266,7 @@ class ExplainRequest(_Body):
         "answer is a BatchExplanation (JSON bodies only; `invalid_request` without exactly one of input and "
         "inputs, `empty_inputs`, `too_many_inputs` otherwise)",
         json_schema_extra={"minItems": 1, "maxItems": MAX_INPUTS})
-    target: StrictInt | StrictStr | RegionTarget | None = Field(None, description=TARGET_HELP)
+    target: AnyTarget = Field(None, description=TARGET_HELP)
     params: dict[str, Any] = Field(default_factory=dict, description="the method's parameters (see /methods)")
     output: OutputSpec = Field(default_factory=OutputSpec)
     top_k: int = Field(5, ge=1, le=100, description="predictions reported")
@@ -267,7 +281,7 @@ class MultiExplainRequest(_Body):
     input: ExplainInput
     methods: list[MethodName] = Field(min_length=2, max_length=8, description="the methods, distinct")
     params: MethodParams = Field(default_factory=dict, description="each method's params, by name")
-    target: StrictInt | StrictStr | RegionTarget | None = Field(None, description=TARGET_HELP)
+    target: StrictInt | StrictStr | TargetObject | None = Field(None, description=ONE_TARGET_HELP)
     output: OutputSpec = Field(default_factory=OutputSpec)
     top_k: int = Field(5, ge=1, le=100, description="predictions reported")
     top_percent: float = Field(10.0, gt=0, le=100, description="the agreement's top-k: this percent of features")

@@ -39,6 +39,28 @@ class Explanation(BaseModel):
     timing_ms: dict[str, float]
 
 
+class TargetEntry(BaseModel):
+    """One target's part of a several-targets explanation."""
+
+    target: Prediction
+    attribution: EncodedArray | None
+    overlay_png: str | None = Field(None, description="base64 PNG of this target's map")
+    details: dict[str, Any] = Field(description="as an Explanation's; `model_evaluations` and `backward_passes`: "
+                                                "what this target ran itself (the first runs what they share)")
+
+
+class TargetsExplanation(BaseModel):
+    """Several targets of one input (a list `target`, or a multi-label model's positive labels)."""
+
+    method: str
+    model_id: str
+    predictions: list[Prediction]
+    targets: list[TargetEntry] = Field(description="one entry per target, in the request's order")
+    details: dict[str, Any] = Field(description="`targets` (how many), `model_evaluations` and `backward_passes`: "
+                                                "what every target ran together")
+    timing_ms: dict[str, float]
+
+
 class ModelInfo(BaseModel):
     id: str = Field(description="the model's id; for a bundle whose manifest does not read, its folder name")
     modality: Literal["image", "text", "tabular"] | None = Field(description="null only for an unreadable bundle")
@@ -290,8 +312,8 @@ class JobState(BaseModel):
     started_at: str | None
     ended_at: str | None
     attempts: int = Field(description="runs so far, retries after a lost worker included")
-    result: (Explanation | MultiExplanation | BatchExplanation | SanityResult | EvaluationResult | PatternsResult
-             | GlobalExplanation | None)
+    result: (Explanation | TargetsExplanation | MultiExplanation | BatchExplanation | SanityResult
+             | EvaluationResult | PatternsResult | GlobalExplanation | None)
     error: ErrorDetail | None
     eta_s: float | None = Field(None, description="while it runs: seconds left, from its progress so far")
     error_estimate: float | None = Field(

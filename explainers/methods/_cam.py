@@ -14,6 +14,7 @@ from explainers.batching import Stack, image_key
 from explainers.errors import InvalidParams
 from explainers.hooks import capture_output, last_output
 from explainers.params import P, Params
+from explainers.targets import batched_vjp, digest
 from explainers.token_grid import MAX_PREFIX, token_layout, tokens_to_grid
 from explainers.types import Modality
 
@@ -48,9 +49,27 @@ def layer_activations_and_gradients(ctx: Context, p: LayerParams) -> tuple[torch
     """Activations A [1, K, h, w] of the layer and d score / d A, from one forward pass (a token layer's
     tokens on their grid).
 
-    The backward pass stops at the layer: nothing before it is differentiated.
+    The backward pass stops at the layer: nothing before it is differentiated. With several targets, one
+    forward and one batched backward serve every target.
     """
     name, layer = ctx.layer(p.layer)
+    shared = ctx.shared
+    if shared is not None:
+        key = digest(ctx.x, "cam", name)
+
+        def every_target() -> tuple[torch.Tensor, list[torch.Tensor]]:
+            with torch.enable_grad(), capture_output(layer, leaf=True) as seen:
+                outputs = ctx.forward(ctx.x)
+                ctx.observe(outputs)
+                activation = last_output(seen, name)
+                grads, passes = batched_vjp([ctx.score(outputs, t) for t in shared.targets], activation)
+            ctx.backward_passes += passes
+            shared.scores[key] = activation.detach()
+            return outputs.detach(), grads
+        outputs, grad = shared.gradients_of(key, ctx.explained, every_target)
+        ctx.observe(outputs)
+        return p.as_feature_maps(ctx, shared.scores[key]), p.as_feature_maps(ctx, grad)
+    ctx.backward_passes += 1
     with torch.enable_grad(), capture_output(layer, leaf=True) as seen:
         outputs = ctx.forward(ctx.x)
         ctx.observe(outputs)
@@ -62,6 +81,7 @@ def layer_activations_and_gradients(ctx: Context, p: LayerParams) -> tuple[torch
 class CamBase(Explainer[P]):
     """Base of the CAM methods: a subclass writes `cam(activations, gradients)`."""
 
+    contrastive = True
     modalities = frozenset({Modality.IMAGE})
     signed = False
 

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from explainers.base import Context
+from explainers.targets import batched_vjp, digest
 from explainers.types import Modality
 
 GRADIENT_MODALITIES = frozenset({Modality.IMAGE, Modality.TEXT, Modality.TABULAR})
@@ -21,8 +22,25 @@ def score_gradient(ctx: Context, batch: torch.Tensor, *, observe: bool = False) 
     """d score / d input for each row of `batch` [B, ...] (rows are independent).
 
     With `observe`, row 0 is the unperturbed input and its outputs resolve the target,
-    so the predictions cost no extra forward pass.
+    so the predictions cost no extra forward pass. With several targets, the first target's call makes one
+    forward and one batched backward for every target, and the others find their gradient.
     """
+    shared = ctx.shared
+    if shared is not None:
+        def every_target() -> tuple[torch.Tensor, list[torch.Tensor]]:
+            with torch.enable_grad():
+                rows = batch.detach().requires_grad_(True)
+                outputs = ctx.forward(rows)
+                if observe:
+                    ctx.observe(outputs[:1])
+                grads, passes = batched_vjp([ctx.score(outputs, t) for t in shared.targets], rows)
+            ctx.backward_passes += passes
+            return outputs.detach(), grads
+        outputs, grad = shared.gradients_of(digest(batch, "input"), ctx.explained, every_target)
+        if observe:
+            ctx.observe(outputs[:1])
+        return grad
+    ctx.backward_passes += 1
     with torch.enable_grad():
         batch = batch.detach().requires_grad_(True)
         outputs = ctx.forward(batch)

@@ -12,6 +12,7 @@ ALL_MODALITIES = frozenset({Modality.IMAGE, Modality.TEXT, Modality.TABULAR})
 class PerturbationExplainer(Explainer[P]):
     """A method that needs only predictions, runs as a job, and reports progress."""
 
+    contrastive = True
     execution = Execution.ASYNC
     requires = Requires.PREDICTIONS
     needs_module = False

@@ -123,5 +123,6 @@ class ActivationMaximisation(GlobalExplainer[ActivationMaximisationParams]):
             act = out[:, p.channel]
             return act.flatten(1).mean(1) if act.dim() > 1 else act
         outputs = model.module(x)
-        scores = outputs.softmax(-1) if p.score == "probabilities" and model.manifest.output == "logits" else outputs
+        as_probabilities = p.score == "probabilities" and model.manifest.output != "probabilities"
+        scores = model.probabilities(outputs) if as_probabilities else outputs
         return scores.gather(1, which[:, None])[:, 0]

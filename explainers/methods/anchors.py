@@ -163,6 +163,7 @@ class Anchors(PerturbationExplainer[AnchorsParams]):
     modalities = ALL_MODALITIES
     Params = AnchorsParams
     signed = False
+    contrastive = False  # its precision is agreement with the predicted class, not a score
 
     def _attribute(self, ctx: Context, p: AnchorsParams) -> Attribution:
         rng = np.random.default_rng(p.seed)

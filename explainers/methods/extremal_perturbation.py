@@ -44,6 +44,7 @@ class ExtremalPerturbation(Explainer[ExtremalPerturbationParams]):
     mean, also counts the soft rim a smooth mask needs) and the target score with the mask applied.
     """
 
+    contrastive = True
     name = "extremal_perturbation"
     modalities = frozenset({Modality.IMAGE})
     execution = Execution.ASYNC

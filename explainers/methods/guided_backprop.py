@@ -15,6 +15,7 @@ from explainers.types import Modality
 class GuidedBackprop(Explainer[BaseParams]):
     """Guided backpropagation (Springenberg et al. 2014). https://arxiv.org/abs/1412.6806"""
 
+    contrastive = True
     name = "guided_backprop"
     modalities = frozenset({Modality.IMAGE})
     Params = BaseParams

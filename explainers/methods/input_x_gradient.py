@@ -15,6 +15,7 @@ from explainers.registry import register
 class InputXGradient(Explainer[BaseParams]):
     """Input x gradient (Shrikumar et al. 2016). https://arxiv.org/abs/1605.01713"""
 
+    contrastive = True
     name = "input_x_gradient"
     modalities = GRADIENT_MODALITIES
     Params = BaseParams

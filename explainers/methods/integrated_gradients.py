@@ -66,6 +66,7 @@ def integrated_gradients(ctx: Context, x: torch.Tensor, baseline: torch.Tensor, 
 class IntegratedGradients(Explainer[IntegratedGradientsParams]):
     """Integrated gradients (Sundararajan et al. 2017). https://arxiv.org/abs/1703.01365"""
 
+    contrastive = True
     name = "integrated_gradients"
     modalities = GRADIENT_MODALITIES
     Params = IntegratedGradientsParams

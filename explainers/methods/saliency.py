@@ -21,6 +21,7 @@ class SaliencyParams(Params):
 class Saliency(Explainer[SaliencyParams]):
     """Gradient saliency (Simonyan et al. 2013). https://arxiv.org/abs/1312.6034"""
 
+    contrastive = True
     name = "saliency"
     modalities = GRADIENT_MODALITIES
     Params = SaliencyParams

@@ -44,6 +44,7 @@ def combine(mean_abs: torch.Tensor, mean_sq: torch.Tensor, nt_type: str) -> torc
 class SmoothGrad(Explainer[SmoothGradParams]):
     """SmoothGrad (Smilkov et al. 2017). https://arxiv.org/abs/1706.03825"""
 
+    contrastive = True
     name = "smoothgrad"
     modalities = GRADIENT_MODALITIES
     Params = SmoothGradParams

@@ -124,6 +124,8 @@ class BundleModel:
         return [f.name for f in self.manifest.tabular.features]
 
     def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
+        if self.manifest.output == "sigmoid":  # multi-label: each label's own probability
+            return outputs.sigmoid()
         return outputs.softmax(-1) if self.manifest.output == "logits" else outputs
 
     # -- preparing inputs ---------------------------------------------------------------------

@@ -118,8 +118,8 @@ class RemoteSpec(_Strict):
                                              "(text ids)")
     output_name: str | None = Field(None, min_length=1, max_length=200,
                                     description="the output to read (also requested by name); default: the first")
-    output: Literal["logits", "probabilities"] = Field(
-        "logits", description="what the output holds: logits get a softmax")
+    output: Literal["logits", "probabilities", "sigmoid"] = Field(
+        "logits", description="what the output holds: logits get a softmax; sigmoid: multi-label logits")
     timeout_s: float = Field(10.0, gt=0.0, le=300.0, description="per connect / read / write, seconds")
     max_batch: int = Field(64, ge=1, le=65536, description="most rows in one infer request")
     retries: int = Field(2, ge=0, le=5, description="retries after a timeout, a refused connection or a 5xx")
@@ -137,8 +137,10 @@ class Manifest(_Strict):
                           "(local models)")
     remote: RemoteSpec | None = Field(None, description="the model is served by a model server (no weights here)")
     labels: list[str] = Field(min_length=1)
-    output: Literal["logits", "probabilities"] = Field(
-        "logits", description="what the module returns; explanations use logits unless asked otherwise")
+    output: Literal["logits", "probabilities", "sigmoid"] = Field(
+        "logits", description="what the module returns; explanations use logits unless asked otherwise. "
+                              "sigmoid: multi-label logits, each label's probability its own sigmoid (with no "
+                              "target, every label over 0.5 is explained)")
     task: Literal["classification", "segmentation"] = Field(
         "classification", description="classification: the module returns scores [B, K]; segmentation (local "
         "image models): per-pixel logits [B, K, H, W], explained as a class's logits summed over a region")

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from explainers.errors import InvalidInput, InvalidParams
 from explainers.models.manifest import Manifest
-from explainers.params import Params
+from explainers.params import P, Params
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
@@ -60,6 +60,15 @@ def segmentation_parts(run: Forward, x: torch.Tensor, n_labels: int,
         return torch.einsum("bkhw,khw->bk", run(batch).float(), weights)
 
     return forward, shares, weights.flatten(1).sum(1)
+
+
+def scored_params(manifest: Manifest, params: P) -> P:
+    """`check_score`, and a segmentation model's params with the score it explains (logits) set: what a
+    job stores has every default filled in, and a default `probabilities` must not read as asked for."""
+    check_score(manifest, params)
+    if manifest.task == "segmentation" and "score" in type(params).model_fields:
+        return params.model_copy(update={"score": "logits"})
+    return params
 
 
 def check_score(manifest: Manifest, params: Params) -> None:
