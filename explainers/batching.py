@@ -46,6 +46,11 @@ class Stack:
         for i, n in enumerate(torch.bincount(owners.cpu(), minlength=len(self)).tolist()):
             self.ctxs[i].evaluations += int(n)
 
+    def backward(self, owners: torch.Tensor) -> None:
+        """Count one backward pass for each context that owns rows of the batch."""
+        for i in torch.unique(owners.cpu()).tolist():
+            self.ctxs[int(i)].backward_passes += 1
+
     def forward(self, batch: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
         """The model on a batch of `x`-space rows (a gradient method's passes), counted per owner."""
         self.count(owners)
@@ -84,6 +89,7 @@ class Stack:
             if observe:
                 self.observe(outputs)
             (grad,) = torch.autograd.grad(self.score(outputs, owners).sum(), batch)
+        self.backward(owners)
         return grad
 
     def gradients(self, n: int, make: Callable[[int, int], tuple[torch.Tensor, torch.Tensor]],

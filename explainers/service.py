@@ -85,7 +85,8 @@ class ExplanationService(GlobalRequests):
         verdicts = self.studies.verdicts()
         return [{"name": name, "scope": cls.scope.value, "takes": cls.takes.value, "execution": cls.execution.value,
                  "modalities": sorted(m.value for m in cls.modalities), "requires": cls.requires.value,
-                 "local_only": cls.needs_module, "signed": cls.signed, "description": cls.summary(),
+                 "local_only": cls.needs_module, "signed": cls.signed, "contrastive": cls.contrastive,
+                 "description": cls.summary(),
                  "params": cls.Params.model_json_schema(), "sanity": verdicts.get(name, {})}
                 for name, cls in all_methods().items()]
 

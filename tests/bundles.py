@@ -127,18 +127,25 @@ def make_transformer_bundles(root: Path) -> dict[str, Path]:
     return {"tiny-vit": image, "tiny-text-transformer": text}
 
 
-def make_multilabel_bundle(root: Path) -> Path:
-    """A tiny multi-label tabular model (`output: "sigmoid"`): four labels, each its own probability."""
-    gen = torch.Generator().manual_seed(99)
-    module = tiny_models.build_tabular(n_features=3, classes=4)
+def random_tabular_bundle(folder: Path, labels: list[str], n_features: int, *, seed: int, background_rows: int,
+                          background_seed: int = 0, **manifest: object) -> Path:
+    """A tabular MLP with standard-normal weights (`seed`), features f0.., a normal background sample."""
+    gen = torch.Generator().manual_seed(seed)
+    module = tiny_models.build_tabular(n_features=n_features, classes=len(labels))
     with torch.no_grad():
         for p in module.parameters():
             p.copy_(torch.randn(p.shape, generator=gen))
-    folder = _write(root / "tiny-multilabel", {
-        "id": "tiny-multilabel", "modality": "tabular", "architecture": "tiny_models:build_tabular",
-        "architecture_kwargs": {"n_features": 3, "classes": 4}, "weights": "weights.safetensors",
-        "labels": ["w", "x", "y", "z"], "output": "sigmoid",
-        "tabular": {"features": [{"name": "f0"}, {"name": "f1"}, {"name": "f2"}]},
+    _write(folder, {
+        "id": folder.name, "modality": "tabular", "architecture": "tiny_models:build_tabular",
+        "architecture_kwargs": {"n_features": n_features, "classes": len(labels)}, "weights": "weights.safetensors",
+        "labels": labels, "tabular": {"features": [{"name": f"f{i}"} for i in range(n_features)]}, **manifest,
     }, module)
-    np.save(folder / "background.npy", np.random.default_rng(3).normal(size=(16, 3)).astype(np.float32))
+    background = np.random.default_rng(background_seed).normal(size=(background_rows, n_features))
+    np.save(folder / "background.npy", background.astype(np.float32))
     return folder
+
+
+def make_multilabel_bundle(root: Path) -> Path:
+    """A tiny multi-label tabular model (`output: "sigmoid"`): four labels, each its own probability."""
+    return random_tabular_bundle(root / "tiny-multilabel", ["w", "x", "y", "z"], 3, seed=99, background_rows=16,
+                                 background_seed=3, output="sigmoid")

@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -16,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from app.auth import ExplainCaller
-from app.deps import MetricsDep, ServiceDep, SettingsDep
+from app.deps import MetricsDep, ServiceDep, SettingsDep, Submission
 from app.routes.accepted import WAIT_QUERY, accepted, sized
 from app.schemas import (
     ERROR_RESPONSES,
@@ -139,10 +140,21 @@ async def explain(method: str, request: Request, service: ServiceDep, settings: 
     output = body.output.model_dump()
     assert body.input is not None
     region, target = body.input.region(), target_value(body.target)
-    if as_job or service.execution(method) == "async":
-        submitted = await run_in_threadpool(service.submit, caller, method, body.model_id, payload,
-                                            target=target, params=body.params, output=output, top_k=body.top_k,
-                                            region=region)
+    return await _answer(
+        method, body.model_id, as_job or service.execution(method) == "async",
+        lambda: service.submit(caller, method, body.model_id, payload, target=target, params=body.params,
+                               output=output, top_k=body.top_k, region=region),
+        lambda: service.explain(method, body.model_id, payload, target=target, params=body.params, output=output,
+                                top_k=body.top_k, region=region),
+        service, settings, caller, metrics, wait)
+
+
+async def _answer(method: str, model_id: str, queued: bool, submit: Callable[[], Submission],
+                  run: Callable[[], dict[str, Any]], service: ServiceDep, settings: SettingsDep,
+                  caller: ExplainCaller, metrics: MetricsDep, wait: float | None) -> Any:
+    """A job when `queued` (202, or the cache's result at once), else the explanation now, measured and logged."""
+    if queued:
+        submitted = await run_in_threadpool(submit)
         if submitted.result is not None:
             return sized(submitted.result, settings.max_result_bytes)
         assert submitted.job_id is not None
@@ -151,9 +163,8 @@ async def explain(method: str, request: Request, service: ServiceDep, settings: 
     status, evaluations = "ok", 0
     result: dict[str, Any] | None = None
     try:
-        result = await run_in_threadpool(service.explain, method, body.model_id, payload, target=target,
-                                         params=body.params, output=output, top_k=body.top_k, region=region)
-        evaluations = int(result.get("details", {}).get("model_evaluations", 0))
+        result = await run_in_threadpool(run)
+        evaluations = _evaluations(result)
         return sized(result, settings.max_result_bytes)
     except ServiceError as exc:
         status = exc.code
@@ -163,11 +174,17 @@ async def explain(method: str, request: Request, service: ServiceDep, settings: 
         raise
     finally:
         seconds = time.perf_counter() - t0
-        metrics.explained(method, body.model_id if status != "unknown_model" else "unknown", status, seconds,
-                          evaluations)
-        log.info("explanation", extra={"model": body.model_id[:200], "method": method[:64], "status": status,
+        metrics.explained(method, model_id if status != "unknown_model" else "unknown", status, seconds, evaluations)
+        log.info("explanation", extra={"model": model_id[:200], "method": method[:64], "status": status,
                                        "evaluations": evaluations, "duration_ms": round(seconds * 1e3, 1),
-                                       "cached": bool(result and result["details"].get("cached"))})
+                                       "cached": bool(result and result.get("details", {}).get("cached"))})
+
+
+def _evaluations(result: dict[str, Any]) -> int:
+    """The model evaluations an answer ran: its own, or its explanations' (several inputs)."""
+    if "explanations" in result:
+        return sum(int(e["details"].get("model_evaluations", 0)) for e in result["explanations"])
+    return int(result.get("details", {}).get("model_evaluations", 0))
 
 
 async def _explain_inputs(method: str, body: ExplainRequest, inputs: list[ExplainInput], service: ServiceDep,
@@ -182,28 +199,13 @@ async def _explain_inputs(method: str, body: ExplainRequest, inputs: list[Explai
     given = [i.region() for i in inputs]
     regions = given if any(r is not None for r in given) else None
     output = body.output.model_dump()
-    if as_job or service.execution(method) == "async":
-        submitted = await run_in_threadpool(service.submit_inputs, caller, method, body.model_id, payloads,
-                                            target=target, params=body.params, output=output, top_k=body.top_k,
-                                            regions=regions)
-        if submitted.result is not None:
-            return sized(submitted.result, settings.max_result_bytes)
-        assert submitted.job_id is not None
-        return await accepted(service, settings, submitted.job_id, wait, caller)
-    t0 = time.perf_counter()
-    status, evaluations = "ok", 0
-    try:
-        result = await run_in_threadpool(service.explain_inputs, method, body.model_id, payloads,
-                                         target=target, params=body.params, output=output, top_k=body.top_k,
-                                         regions=regions)
-        evaluations = sum(int(e["details"].get("model_evaluations", 0)) for e in result["explanations"])
-        return sized(result, settings.max_result_bytes)
-    except ServiceError as exc:
-        status = exc.code
-        raise
-    finally:
-        metrics.explained(method, body.model_id if status != "unknown_model" else "unknown", status,
-                          time.perf_counter() - t0, evaluations)
+    return await _answer(
+        method, body.model_id, as_job or service.execution(method) == "async",
+        lambda: service.submit_inputs(caller, method, body.model_id, payloads, target=target, params=body.params,
+                                      output=output, top_k=body.top_k, regions=regions),
+        lambda: service.explain_inputs(method, body.model_id, payloads, target=target, params=body.params,
+                                       output=output, top_k=body.top_k, regions=regions),
+        service, settings, caller, metrics, wait)
 
 
 @router.post("/explain", operation_id="explain_many", response_model=MultiExplanation,

@@ -111,36 +111,41 @@ def _explain_input_schema(schema: dict[str, Any]) -> None:
     schema["maxProperties"] = 2
 
 
-class ExplainInput(Input):
-    """The input to explain: exactly one of image, text or features, and for an image at most one of `box`
-    and `mask`, where the object is (adds details.localisation: the pointing game, the shares of positive
-    mass and of energy inside it)."""
+BOX_HELP = "[x0, y0, x1, y1] in pixels of the image as sent, right and bottom edges excluded"
+MASK_HELP = ("a base64 PNG the image's size (not black = inside), or an uncompressed RLE {\"size\": [height, "
+             "width], \"counts\": [...]}: runs of outside and inside pixels, starting outside, column-major "
+             "(COCO's order)")
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_explain_input_schema)
 
-    box: list[float] | None = Field(None, min_length=4, max_length=4, description="where the object is: "
-                                    "[x0, y0, x1, y1] in pixels of the image as sent, right and bottom edges "
-                                    "excluded")
-    mask: str | dict[str, Any] | None = Field(
-        None, description="where the object is: a base64 PNG the image's size (not black = inside), or an "
-        "uncompressed RLE {\"size\": [height, width], \"counts\": [...]}: runs of outside and inside pixels, "
-        "starting outside, column-major (COCO's order)")
+class Region(_Body):
+    """A region of the image as sent: at most one of `box` and `mask`."""
+
+    box: list[float] | None = Field(None, min_length=4, max_length=4, description=BOX_HELP)
+    mask: str | dict[str, Any] | None = Field(None, description=MASK_HELP)
 
     @model_validator(mode="after")
-    def _one_region(self) -> ExplainInput:
+    def _one_region(self) -> Region:
         if self.box is not None and self.mask is not None:
-            raise ValueError("an input has at most one of 'box' and 'mask'")
+            raise ValueError(f"{type(self).__name__} has at most one of 'box' and 'mask'")
         return self
-
-    def payload(self) -> dict[str, Any]:
-        """The input itself, without its region."""
-        return self.model_dump(exclude_none=True, exclude={"box", "mask"})
 
     def region(self) -> dict[str, Any] | None:
         """The region as `{"box": ...}` or `{"mask": ...}`, or None."""
         if self.box is not None:
             return {"box": self.box}
         return {"mask": self.mask} if self.mask is not None else None
+
+
+class ExplainInput(Input, Region):
+    """The input to explain: exactly one of image, text or features, and for an image at most one of `box`
+    and `mask`, where the object is (adds details.localisation: the pointing game, the shares of positive
+    mass and of energy inside it)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_explain_input_schema)
+
+    def payload(self) -> dict[str, Any]:
+        """The input itself, without its region."""
+        return self.model_dump(exclude_none=True, exclude={"box", "mask"})
 
 
 Metric = Literal["deletion", "insertion", "morf", "lerf"]
@@ -199,10 +204,10 @@ MAX_INPUTS = 32  # explainers.service.Limits.max_inputs
 MAX_TARGETS = 16  # explainers.targets.MAX_TARGETS
 
 
-class TargetObject(_Body):
-    """A target given as an object: a class, and either the class it is contrasted with (`versus`) or, for
-    a segmentation model, where its logits are summed (at most one of `box` and `mask`; neither: the
-    pixels the model labels with the class)."""
+class TargetObject(Region):
+    """A target given as an object: a class, and the class it is contrasted with (`versus`) or, for a
+    segmentation model, where its logits are summed (`box` or `mask`; neither: the pixels the model labels
+    with the class), or both."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -210,17 +215,6 @@ class TargetObject(_Body):
     versus: StrictInt | StrictStr | None = Field(
         None, description="contrastive: explain score(class) - score(versus), another class (methods whose "
         "`contrastive` is true)")
-    box: list[float] | None = Field(None, min_length=4, max_length=4, description="[x0, y0, x1, y1] in pixels of "
-                                    "the image as sent, right and bottom edges excluded")
-    mask: str | dict[str, Any] | None = Field(
-        None, description="a base64 PNG the image's size (not black = inside), or an uncompressed RLE "
-        "{\"size\": [height, width], \"counts\": [...]} (as `input.mask`)")
-
-    @model_validator(mode="after")
-    def _one_region(self) -> TargetObject:
-        if self.box is not None and self.mask is not None:
-            raise ValueError("a target has at most one of 'box' and 'mask'")
-        return self
 
 
 TargetList = Annotated[list[StrictInt | StrictStr], Field(json_schema_extra={"minItems": 1, "maxItems": MAX_TARGETS})]

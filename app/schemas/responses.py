@@ -97,6 +97,8 @@ class MethodInfo(BaseModel):
         description="what the method reads of the model: its gradients, a layer's activations, or only predictions")
     local_only: bool = Field(description="the method reads the torch module, so it runs only on local models")
     signed: bool
+    contrastive: bool = Field(False, description="it explains a score difference: `target: {\"class\": A, "
+                              "\"versus\": B}` (see the contract's \"Several targets\")")
     description: str
     params: dict[str, Any] = Field(description="JSON schema of the method's params")
     sanity: dict[str, Literal["passes", "fails"]] = Field(

@@ -116,6 +116,7 @@ class CamExplainer(CamBase[CamParams]):
             stack.observe(outputs)
             activation = last_output(seen, name)
             (grads,) = torch.autograd.grad(stack.score(outputs, owners).sum(), activation)
+        stack.backward(owners)
         activation, grads = p.as_feature_maps(stack.first, activation.detach()), p.as_feature_maps(stack.first, grads)
         out = []
         for i in range(len(stack)):

@@ -193,7 +193,7 @@ def test_body_is_not_an_object(client: TestClient, body: str) -> None:
     {"model_id": "tiny-text", "input": {"text": "good"}, "output": {"mask_percent": 0}},
     {"model_id": "tiny-text", "input": {"text": "good"}, "output": {"mask_percent": 101}},
     {"model_id": "tiny-text", "input": {"text": "good"}, "output": {"caption": [True]}},
-    {"model_id": "tiny-text", "input": {"text": "good"}, "target": [1]},
+    {"model_id": "tiny-text", "input": {"text": "good"}, "target": [[1]]},
     {"model_id": "tiny-text", "input": {"text": "good"}, "target": 1.5},
 ], ids=["no-model", "no-input", "empty-model", "model-not-str", "input-empty", "text-and-image",
         "text-and-features", "text-null", "unknown-input-kind", "input-not-object", "text-not-str",

@@ -48,7 +48,7 @@ def test_a_region_target_is_explained(seg_client):
     ("shapes-seg", {"class": 1, "mask": {"size": [2, 2], "counts": [4]}}, {}, "invalid_region"),
     ("shapes-cnn", {"class": 1, "box": [0, 0, 8, 8]}, {}, "invalid_target"),
     ("shapes-seg", {"class": 99}, {}, "invalid_target"),
-    ("shapes-seg", {"class": 1, "versus": 0}, {}, "invalid_request"),
+    ("shapes-seg", {"class": 1, "versus": 1}, {}, "invalid_target"),
     ("shapes-seg", {"class": 1, "box": [0, 0, 8, 8], "mask": "x"}, {}, "invalid_request"),
     ("shapes-seg", {"class": 1}, {"score": "probabilities"}, "invalid_params"),
 ])

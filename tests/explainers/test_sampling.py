@@ -6,15 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from explainers.errors import InvalidParams
 from explainers.masking import segment
 from explainers.models.handle import RawInput
 from explainers.models.registry import ModelRegistry
 from explainers.models.samples import bundle_samples
-from tests import tiny_models
-from tests.bundles import _write
+from tests.bundles import _write, random_tabular_bundle
 from tests.explainers.conftest import raw_for
 from tests.explainers.test_methods import explain
 from tests.tiny_models import build_region_mean
@@ -28,16 +26,7 @@ def sampling_registry(tmp_path_factory: pytest.TempPathFactory) -> ModelRegistry
         "id": "region-mean", "modality": "image", "architecture": "tiny_models:build_region_mean",
         "weights": "weights.safetensors", "labels": ["inside", "outside"], "output": "probabilities",
         "image": {"size": [16, 16], "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}}, build_region_mean())
-    gen = torch.Generator().manual_seed(7)
-    module = tiny_models.build_tabular(n_features=10, classes=2)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen))
-    folder = _write(root / "ten", {
-        "id": "ten", "modality": "tabular", "architecture": "tiny_models:build_tabular",
-        "architecture_kwargs": {"n_features": 10, "classes": 2}, "weights": "weights.safetensors",
-        "labels": ["a", "b"], "tabular": {"features": [{"name": f"f{i}"} for i in range(10)]}}, module)
-    np.save(folder / "background.npy", np.random.default_rng(0).normal(size=(60, 10)).astype(np.float32))
+    random_tabular_bundle(root / "ten", ["a", "b"], 10, seed=7, background_rows=60)
     return ModelRegistry(Path(root), device="cpu")
 
 

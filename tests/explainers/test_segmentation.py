@@ -107,6 +107,19 @@ def test_gradcam_is_seg_grad_cam(registry, model_id):
     np.testing.assert_allclose(got / got.max(), cam / cam.max(), atol=1e-4)
 
 
+def test_a_versus_region_target_is_the_gradient_of_the_difference_of_the_region_sums(registry):
+    model, image, mask, k = _case(registry, "shapes-seg")
+    other = 0 if k != 0 else 1
+    cls = get_method("input_x_gradient")
+    expl = cls().explain(model, RawInput(image=image, region=mask), cls.Params(), target=k, versus=other)
+    x = model.image_tensor(image).requires_grad_(True)
+    out = model.module(x)[0]
+    inside = torch.from_numpy(mask)
+    (grad,) = torch.autograd.grad(out[k][inside].sum() - out[other][inside].sum(), x)
+    np.testing.assert_allclose(expl.attribution, (grad * x).sum(1)[0].detach().numpy(), rtol=1e-4, atol=1e-4)
+    assert expl.details["versus"]["index"] == other
+
+
 def test_black_box_scores_are_the_summed_region_logits_of_the_perturbed_inputs(registry):
     model, image, mask, k = _case(registry, "shapes-seg")
     cls = get_method("occlusion")
@@ -170,7 +183,7 @@ def test_bad_segmentation_targets_are_coded(registry, tmp_path):
     for target, code in [({"class": k, "box": [50, 50, 80, 80]}, "invalid_region"),
                          ({"class": k, "box": [10, 10, 10, 20]}, "invalid_region"),
                          ({"class": 99, "box": [0, 0, 8, 8]}, "invalid_target"),
-                         ({"class": k, "versus": 0}, "invalid_target")]:
+                         ({"class": k, "versus": k}, "invalid_target")]:
         with pytest.raises(ServiceError) as err:
             service.explain("saliency", "shapes-seg", payload, target=target)
         assert err.value.code == code and 400 <= err.value.status < 500, target

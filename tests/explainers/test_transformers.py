@@ -1,8 +1,8 @@
 """Attention rollout, transformer attribution and the CAMs on token layers, each against a plain reference.
 
-Rollout against a numpy forward of the ViT and the paper's formula; transformer attribution against an
-explicit torch forward whose attention tensors keep their gradients, with the paper's rule written out per
-head; Grad-CAM on a token layer against pytorch-grad-cam with its `reshape_transform`.
+Rollout against the paper's formula in numpy on the attention of an explicit float64 forward of the ViT;
+transformer attribution against the same forward, whose attention tensors keep their gradients, with the
+paper's rule written out per head; Grad-CAM on a token layer against pytorch-grad-cam with its `reshape_transform`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import copy
 import numpy as np
 import pytest
 import torch
-from scipy.special import erf
 
 from explainers.errors import InvalidParams, MethodNotSupported
 from explainers.methods import get_method
@@ -41,44 +40,37 @@ def text_transformer(transformer_registry) -> LocalModel:
 
 
 # -- a plain forward of torchvision's VisionTransformer ---------------------------------------------------------
-def _layer_norm(z, w, b, eps=1e-6):
-    mu, var = z.mean(-1, keepdims=True), z.var(-1, keepdims=True)
-    return (z - mu) / np.sqrt(var + eps) * w + b
-
-
-def _softmax(s):
-    e = np.exp(s - s.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
-
-
-def numpy_vit(module, x: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-    """Per-layer attention [B, H, N, N] and logits of a torchvision ViT, in float64 numpy."""
-    sd = {k: v.detach().double().numpy() for k, v in module.state_dict().items()}
+def plain_vit(module, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """An explicit float64 forward of a torchvision ViT [B, 3, H, W] -> (per-layer attention [B, heads, N, N],
+    each keeping its gradient, and the logits [B, K])."""
+    sd = {k: v.detach().double() for k, v in module.state_dict().items()}
     p, hidden = module.patch_size, module.hidden_dim
-    b, c, height, width = x.shape
-    patches = x.reshape(b, c, height // p, p, width // p, p).transpose(0, 2, 4, 1, 3, 5).reshape(b, -1, c * p * p)
-    tokens = patches @ sd["conv_proj.weight"].reshape(hidden, -1).T + sd["conv_proj.bias"]
-    z = np.concatenate([np.broadcast_to(sd["class_token"], (b, 1, hidden)), tokens], 1) + sd["encoder.pos_embedding"]
+    x = x.detach().double().requires_grad_(True)
+    b = x.shape[0]
+    ln = torch.nn.functional.layer_norm
+    tokens = torch.nn.functional.conv2d(x, sd["conv_proj.weight"], sd["conv_proj.bias"], stride=p)
+    tokens = tokens.flatten(2).transpose(1, 2)
+    z = torch.cat([sd["class_token"].expand(b, 1, hidden), tokens], 1) + sd["encoder.pos_embedding"]
     n = z.shape[1]
     attentions = []
     for i, layer in enumerate(module.encoder.layers):
         pre = f"encoder.layers.encoder_layer_{i}."
         heads = layer.self_attention.num_heads
         d = hidden // heads
-        h = _layer_norm(z, sd[pre + "ln_1.weight"], sd[pre + "ln_1.bias"])
-        q, k, v = np.split(h @ sd[pre + "self_attention.in_proj_weight"].T + sd[pre + "self_attention.in_proj_bias"],
-                           3, axis=-1)
-        q, k, v = (t.reshape(b, n, heads, d).transpose(0, 2, 1, 3) for t in (q, k, v))
-        a = _softmax(q @ k.transpose(0, 1, 3, 2) / np.sqrt(d))
+        h = ln(z, (hidden,), sd[pre + "ln_1.weight"], sd[pre + "ln_1.bias"], 1e-6)
+        qkv = h @ sd[pre + "self_attention.in_proj_weight"].T + sd[pre + "self_attention.in_proj_bias"]
+        q, k, v = (t.reshape(b, n, heads, d).transpose(1, 2) for t in qkv.chunk(3, -1))
+        a = (q @ k.transpose(-1, -2) / d ** 0.5).softmax(-1)
+        a.retain_grad()
         attentions.append(a)
-        o = (a @ v).transpose(0, 2, 1, 3).reshape(b, n, hidden)
+        o = (a @ v).transpose(1, 2).reshape(b, n, hidden)
         z = z + o @ sd[pre + "self_attention.out_proj.weight"].T + sd[pre + "self_attention.out_proj.bias"]
-        y = _layer_norm(z, sd[pre + "ln_2.weight"], sd[pre + "ln_2.bias"]) @ sd[pre + "mlp.0.weight"].T \
-            + sd[pre + "mlp.0.bias"]
-        y = 0.5 * y * (1 + erf(y / np.sqrt(2)))
+        y = ln(z, (hidden,), sd[pre + "ln_2.weight"], sd[pre + "ln_2.bias"], 1e-6)
+        y = torch.nn.functional.gelu(y @ sd[pre + "mlp.0.weight"].T + sd[pre + "mlp.0.bias"])
         z = z + y @ sd[pre + "mlp.3.weight"].T + sd[pre + "mlp.3.bias"]
-    cls = _layer_norm(z[:, 0], sd["encoder.ln.weight"], sd["encoder.ln.bias"])
-    return attentions, cls @ sd["heads.head.weight"].T + sd["heads.head.bias"]
+    logits = ln(z[:, 0], (hidden,), sd["encoder.ln.weight"], sd["encoder.ln.bias"], 1e-6) @ sd["heads.head.weight"].T \
+        + sd["heads.head.bias"]
+    return attentions, logits
 
 
 def numpy_rollout(attentions: list[np.ndarray], fusion: str, discard: float) -> np.ndarray:
@@ -101,11 +93,11 @@ def numpy_rollout(attentions: list[np.ndarray], fusion: str, discard: float) -> 
 def test_rollout_equals_a_numpy_implementation_of_the_paper(vit, fusion, discard):
     raw = raw_for(vit, seed=3)
     ours = run("attention_rollout", vit, raw, head_fusion=fusion, discard_ratio=discard)
-    x = vit.prepare(raw).x.double().numpy()
-    attentions, logits = numpy_vit(vit.module, x)
+    attentions, logits = plain_vit(vit.module, vit.prepare(raw).x)
     with torch.no_grad():
-        np.testing.assert_allclose(vit.module(vit.prepare(raw).x).double().numpy(), logits, rtol=1e-4, atol=1e-5)
-    ref = numpy_rollout(attentions, fusion, discard).reshape(4, 4)
+        np.testing.assert_allclose(vit.module(vit.prepare(raw).x).double().numpy(), logits.detach().numpy(),
+                                   rtol=1e-4, atol=1e-5)
+    ref = numpy_rollout([a.detach().numpy() for a in attentions], fusion, discard).reshape(4, 4)
     low = np.asarray(ours.details["map_shape"])
     assert list(low) == [4, 4] and ours.details["layers"] == 2 and ours.details["heads"] == 2
     # the map at the image size is the 4x4 grid upsampled: compare at the grid, sampled at patch centres
@@ -130,33 +122,9 @@ def _grid_of(t: torch.Tensor) -> np.ndarray:
 
 # -- transformer attribution -------------------------------------------------------------------------------------
 def plain_chefer(module, x: torch.Tensor, target: int) -> np.ndarray:
-    """Chefer et al.'s rule on one input, from an explicit float64 forward whose attention keeps its gradient."""
-    sd = {k: v.detach().double() for k, v in module.state_dict().items()}
-    p, hidden = module.patch_size, module.hidden_dim
-    x = x.detach().double().requires_grad_(True)
-    ln = torch.nn.functional.layer_norm
-    tokens = torch.nn.functional.conv2d(x, sd["conv_proj.weight"], sd["conv_proj.bias"], stride=p)
-    tokens = tokens.flatten(2).transpose(1, 2)
-    z = torch.cat([sd["class_token"], tokens], 1) + sd["encoder.pos_embedding"]
-    n = z.shape[1]
-    attentions = []
-    for i, layer in enumerate(module.encoder.layers):
-        pre = f"encoder.layers.encoder_layer_{i}."
-        heads = layer.self_attention.num_heads
-        d = hidden // heads
-        h = ln(z, (hidden,), sd[pre + "ln_1.weight"], sd[pre + "ln_1.bias"], 1e-6)
-        qkv = h @ sd[pre + "self_attention.in_proj_weight"].T + sd[pre + "self_attention.in_proj_bias"]
-        q, k, v = (t.reshape(1, n, heads, d).transpose(1, 2) for t in qkv.chunk(3, -1))
-        a = (q @ k.transpose(-1, -2) / d ** 0.5).softmax(-1)
-        a.retain_grad()
-        attentions.append(a)
-        o = (a @ v).transpose(1, 2).reshape(1, n, hidden)
-        z = z + o @ sd[pre + "self_attention.out_proj.weight"].T + sd[pre + "self_attention.out_proj.bias"]
-        y = ln(z, (hidden,), sd[pre + "ln_2.weight"], sd[pre + "ln_2.bias"], 1e-6)
-        y = torch.nn.functional.gelu(y @ sd[pre + "mlp.0.weight"].T + sd[pre + "mlp.0.bias"])
-        z = z + y @ sd[pre + "mlp.3.weight"].T + sd[pre + "mlp.3.bias"]
-    logits = ln(z[:, 0], (hidden,), sd["encoder.ln.weight"], sd["encoder.ln.bias"], 1e-6) @ sd["heads.head.weight"].T \
-        + sd["heads.head.bias"]
+    """Chefer et al.'s rule on one input, from the explicit forward whose attention keeps its gradient."""
+    attentions, logits = plain_vit(module, x)
+    n = attentions[0].shape[-1]
     logits[0, target].backward()
     r = torch.eye(n, dtype=torch.float64)
     for a in attentions:  # Ā = E_h[(∇A ⊙ A)+], R = R + Ā R

@@ -34,6 +34,7 @@ def fuzzed_app(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     port = free_port()
     env = {**os.environ, "XAI_MODEL_DIR": str(tiny_dir), "XAI_STATE_DIR": str(folder / "state"),
            "XAI_EMBEDDED_WORKERS": "1", "XAI_DEVICE": "cpu", "XAI_PRELOAD": "startup", "XAI_LOG_LEVEL": "warning",
+           "XAI_MAX_WAIT": "10",  # a ?wait= holds the request at most this long: under the fuzzer's timeout (30 s)
            "PYTHONPATH": str(ROOT)}
     env.pop("XAI_REDIS_URL", None)
     log = folder / "app.log"
