@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 
 import torch
 from torch import nn
 
 from explainers.attention import recorded_attention
 from explainers.base import Attribution, Context
+from explainers.batching import Stack, image_key
 from explainers.methods._attention import AttentionExplainer, attention_gradients, relevance
 from explainers.params import Params
 from explainers.registry import register
@@ -24,7 +25,7 @@ class TransformerAttribution(AttentionExplainer[TransformerAttributionParams]):
     """Transformer attribution (Chefer, Gur & Wolf, ICCV 2021). https://arxiv.org/abs/2103.15679
 
     Each layer's attention times its gradient for the target, positive part averaged over heads, added
-    up through the layers; one forward and one backward pass.
+    up through the layers; one forward and one backward pass (for several images, one for them all).
     """
 
     name = "transformer_attribution"
@@ -35,6 +36,24 @@ class TransformerAttribution(AttentionExplainer[TransformerAttributionParams]):
         x = ctx.x.detach().requires_grad_(True)  # the graph reaches every attention module through the input
         with torch.enable_grad():
             outputs, joint, layers = traced_relevance(ctx.forward, self.modules(ctx), x, ctx.score, ctx.observe)
+        ctx.backward_passes += 1
+        return self._map(ctx, joint, layers)
+
+    def batch_key(self, ctx: Context, p: TransformerAttributionParams) -> Hashable | None:
+        return image_key(ctx)
+
+    def _attribute_batch(self, ctxs: Sequence[Context], p: TransformerAttributionParams) -> list[Attribution]:
+        """Several images in one forward and one backward: each row's relevance for its own target."""
+        stack = Stack(ctxs)
+        owners = stack.every(1)
+        x = stack.x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            _, joint, layers = traced_relevance(lambda b: stack.forward(b, owners), self.modules(stack.first), x,
+                                                lambda out: stack.score(out, owners), stack.observe)
+        stack.backward(owners)
+        return [self._map(ctx, joint[i:i + 1], layers) for i, ctx in enumerate(stack.ctxs)]
+
+    def _map(self, ctx: Context, joint: torch.Tensor, layers: int) -> Attribution:
         low = self.token_map(ctx, joint)
         return Attribution(low, {"layers": layers, "tokens": int(joint.shape[-1]), "map_shape": list(low.shape)})
 
