@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +20,17 @@ WEIGHTS_NAME = "weights.safetensors"
 
 
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_size: int, lr: float,
-        seed: int, weight_decay: float = 1e-4, name: str = "model",
-        augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None) -> None:
-    """Train with AdamW and a one-cycle schedule; batches are shuffled by a seeded generator (which also
-    draws `augment`'s changes of each batch, where given)."""
+        seed: int, weight_decay: float = 1e-4, name: str = "model", lr_scale: dict[str, float] | None = None) -> None:
+    """Train with AdamW and a one-cycle schedule; batches are shuffled by a seeded generator. `lr_scale`:
+    a factor on the learning rate of the parameters under a module name (a pretrained part, fine-tuned)."""
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    groups: dict[float, list[nn.Parameter]] = {}
+    for pname, param in model.named_parameters():
+        scale = next((f for prefix, f in (lr_scale or {}).items() if pname.startswith(prefix + ".")), 1.0)
+        groups.setdefault(lr * scale, []).append(param)
+    opt = torch.optim.AdamW([{"params": ps, "lr": r} for r, ps in groups.items()], lr=lr, weight_decay=weight_decay)
     steps_per_epoch = (len(x) + batch_size - 1) // batch_size
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch,
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=list(groups), total_steps=epochs * steps_per_epoch,
                                                 pct_start=0.2)
     loss_fn = nn.CrossEntropyLoss()
     model.train()
@@ -37,8 +39,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batc
         order = torch.randperm(len(x), generator=gen)
         for i in range(0, len(x), batch_size):
             idx = order[i:i + batch_size]
-            batch = x[idx] if augment is None else augment(x[idx], gen)
-            logits = model(batch)
+            logits = model(x[idx])
             loss = loss_fn(logits, y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -1,10 +1,10 @@
 """Train the shipped demo models and write their bundles.
 
-    python scripts/train_demos.py [--out models] [--only shapes-cnn,shapes-seg,sentiment-cnn,breast-cancer-mlp]
+    python scripts/train_demos.py [--out models] [--only shapes-cnn,shapes-seg,shapes-vit,sentiment-cnn,...]
 
 Seeded, with deterministic algorithms on 2 threads (float rounding can still differ between CPUs,
-so a rerun elsewhere may not give byte-identical weights); about four
-minutes on a 2-core machine, most of it for the shapes CNN.
+so a rerun elsewhere may not give byte-identical weights); about ten
+minutes on a 2-core machine, most of it for the shapes CNN and the shapes ViT (which starts from the CNN).
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from demos import sentiment, shapes, shapes_seg, tabular, text_transformer
+from demos import sentiment, shapes, shapes_seg, tabular, text_transformer, vit
 from demos.train import accuracy, fit, save_bundle
 
+ROOT = Path(__file__).resolve().parents[1]
 SEED = 0
 SHAPES_TRAIN, SHAPES_HELDOUT = (6000, 1), (1000, 2)  # (n, generator seed)
 TEXT_TRAIN, TEXT_HELDOUT = (3000, 11), (1000, 12)
@@ -34,6 +36,7 @@ TEXT_TRANSFORMER = {"embed_dim": 32, "num_layers": 2, "num_heads": 4, "mlp_dim":
 # The bundles' sample sets (images with their labels and object masks; review texts): PatternNet's
 # patterns are computed from them, and they are inputs a user can try. Seeds apart from training and held-out.
 SHAPES_SAMPLES, TEXT_SAMPLES = (64, 3), (64, 13)
+VIT_SAMPLES = (32, 3)  # half as many as the CNN's: its weights are larger
 SEG_TRAIN, SEG_HELDOUT, SEG_SAMPLES = (2000, 21), (500, 22), (32, 23)
 BACKGROUND_SIZE = 400  # nearly the whole training split (426 rows): anchors and LIME read their statistics here
 
@@ -42,6 +45,18 @@ Result = tuple[float, int]  # (held-out accuracy, held-out size)
 
 def _metrics(acc: float, n: int) -> dict[str, float | int]:
     return {"heldout_accuracy": round(acc, 4), "n_heldout": n, "seed": SEED}
+
+
+def _shapes_bundle(folder: Path, model: torch.nn.Module, manifest: dict[str, Any], metrics: dict[str, Any],
+                   samples: tuple[int, int]) -> None:
+    """Write a bundle of a model of the 64x64 shapes images: its sample set (images, labels, object masks)
+    and the image section they share."""
+    folder.mkdir(parents=True, exist_ok=True)
+    drawn = shapes.generate(*samples)
+    np.savez_compressed(folder / "samples.npz", images=drawn.images, labels=drawn.labels, masks=drawn.masks)
+    image = {"size": [64, 64], "mean": shapes.MEAN, "std": shapes.STD, "channel_order": "RGB"}
+    save_bundle(folder, {"id": folder.name, "modality": "image", **manifest, "samples": "samples.npz",
+                         "image": image}, model, metrics)
 
 
 def train_shapes(folder: Path) -> Result:
@@ -53,18 +68,38 @@ def train_shapes(folder: Path) -> Result:
     model = model.to(memory_format=torch.contiguous_format)
     acc = accuracy(model, shapes.to_tensor(held.images), torch.from_numpy(held.labels))
     assert shapes.CAM_LAYER in dict(model.named_modules())
-    manifest = {
-        "id": folder.name, "modality": "image", "architecture": "demos.shapes:build_model",
-        "architecture_kwargs": {"num_classes": len(shapes.LABELS)}, "labels": shapes.LABELS,
+    _shapes_bundle(folder, model, {
+        "architecture": "demos.shapes:build_model", "architecture_kwargs": {"num_classes": len(shapes.LABELS)},
+        "labels": shapes.LABELS, "cam_layer": shapes.CAM_LAYER,
         "description": "Small CNN on synthetic 64x64 images of one geometric shape on a cluttered background "
                        "(demos/shapes.py generates images with ground-truth object masks).",
-        "cam_layer": shapes.CAM_LAYER, "samples": "samples.npz",
-        "image": {"size": [64, 64], "mean": shapes.MEAN, "std": shapes.STD, "channel_order": "RGB"},
-    }
-    folder.mkdir(parents=True, exist_ok=True)
-    samples = shapes.generate(*SHAPES_SAMPLES)
-    np.savez_compressed(folder / "samples.npz", images=samples.images, labels=samples.labels, masks=samples.masks)
-    save_bundle(folder, manifest, model, _metrics(acc, len(held.labels)))
+    }, _metrics(acc, len(held.labels)), SHAPES_SAMPLES)
+    return acc, len(held.labels)
+
+
+def train_shapes_vit(folder: Path) -> Result:
+    """The shapes ViT, a hybrid (`demos.vit`): its CNN patch embedding starts from the trained shapes CNN
+    (the one in the output folder, else the shipped one) and is fine-tuned at a fifth of the learning rate."""
+    torch.manual_seed(SEED)
+    train, held = shapes.generate(*SHAPES_TRAIN), shapes.generate(*SHAPES_HELDOUT)
+    cnn_folder = next(f for f in (folder.parent / "shapes-cnn", ROOT / "models" / "shapes-cnn")
+                      if (f / "weights.safetensors").exists())
+    cnn = shapes.build_model(len(shapes.LABELS))
+    cnn.load_state_dict(load_file(str(cnn_folder / "weights.safetensors")))
+    model = vit.build_model(len(shapes.LABELS), hybrid=True)
+    model.get_submodule(vit.BACKBONE).load_state_dict(cnn.get_submodule("features").state_dict())
+    fit(model, shapes.to_tensor(train.images), torch.from_numpy(train.labels), epochs=3, batch_size=64, lr=1e-3,
+        seed=SEED, weight_decay=0.05, name="shapes-vit", lr_scale={vit.BACKBONE: 0.2})
+    acc = accuracy(model, shapes.to_tensor(held.images), torch.from_numpy(held.labels))
+    _shapes_bundle(folder, model, {
+        "architecture": "demos.vit:build_model", "architecture_kwargs": {"num_classes": len(shapes.LABELS),
+                                                                         "hybrid": True},
+        "labels": shapes.LABELS, "cam_layer": vit.cam_layer(),
+        "transformer": {"prefix_tokens": 1, "patch_size": [vit.PATCH, vit.PATCH]},
+        "description": "Small hybrid vision transformer (four pre-norm attention blocks over an 8x8 grid of "
+                       "patch tokens and a class token; the patch embedding is the shapes CNN's feature "
+                       "extractor) on the synthetic shapes images of demos/shapes.py.",
+    }, _metrics(acc, len(held.labels)), VIT_SAMPLES)
     return acc, len(held.labels)
 
 
@@ -81,20 +116,13 @@ def train_shapes_seg(folder: Path) -> Result:
     held_y = torch.from_numpy(shapes_seg.pixel_labels(held.labels, held.masks))
     acc, iou = shapes_seg.pixel_scores(model, shapes.to_tensor(held.images), held_y, len(shapes_seg.LABELS))
     assert shapes_seg.CAM_LAYER in dict(model.named_modules())
-    manifest = {
-        "id": folder.name, "modality": "image", "task": "segmentation",
-        "architecture": "demos.shapes_seg:build_model", "labels": shapes_seg.LABELS,
+    _shapes_bundle(folder, model, {
+        "task": "segmentation", "architecture": "demos.shapes_seg:build_model", "labels": shapes_seg.LABELS,
+        "cam_layer": shapes_seg.CAM_LAYER,
         "description": "Tiny encoder-decoder segmenting the synthetic 64x64 shapes images (demos/shapes.py) into "
                        "background and the five shape kinds, per pixel.",
-        "cam_layer": shapes_seg.CAM_LAYER, "samples": "samples.npz",
-        "image": {"size": [64, 64], "mean": shapes.MEAN, "std": shapes.STD, "channel_order": "RGB"},
-    }
-    folder.mkdir(parents=True, exist_ok=True)
-    samples = shapes.generate(*SEG_SAMPLES)
-    np.savez_compressed(folder / "samples.npz", images=samples.images, labels=samples.labels, masks=samples.masks)
-    metrics = {"heldout_pixel_accuracy": round(acc, 4), "heldout_mean_iou": round(iou, 4),
-               "n_heldout": len(held.labels), "seed": SEED}
-    save_bundle(folder, manifest, model, metrics)
+    }, {"heldout_pixel_accuracy": round(acc, 4), "heldout_mean_iou": round(iou, 4), "n_heldout": len(held.labels),
+        "seed": SEED}, SEG_SAMPLES)
     return acc, len(held.labels)
 
 
@@ -166,6 +194,7 @@ def train_tabular(folder: Path) -> Result:
 TRAINERS: dict[str, Callable[[Path], Result]] = {
     "shapes-cnn": train_shapes,
     "shapes-seg": train_shapes_seg,
+    "shapes-vit": train_shapes_vit,
     "sentiment-cnn": train_sentiment,
     "breast-cancer-mlp": train_tabular,
     "sentiment-transformer": train_sentiment_transformer,

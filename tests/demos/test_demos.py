@@ -19,7 +19,8 @@ from explainers.models.tokenizer import WordTokenizer, split_words
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 FRESH_SEED = 4242  # differs from every seed used in training (scripts/train_demos.py)
-TARGETS = {"shapes-cnn": 0.95, "sentiment-cnn": 0.90, "breast-cancer-mlp": 0.93}
+TARGETS = {"shapes-cnn": 0.95, "shapes-vit": 0.95, "sentiment-cnn": 0.90, "sentiment-transformer": 0.90,
+           "breast-cancer-mlp": 0.93}
 
 
 def _load(model_id: str) -> tuple[Manifest, nn.Module, Path]:
@@ -96,8 +97,9 @@ def test_bundle_manifest_and_metrics(model_id: str) -> None:
     assert manifest.id == model_id and manifest.description
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["heldout_accuracy"] >= TARGETS[model_id] and metrics["n_heldout"] > 0
-    # small enough for the repository: weights, and a sample set of at most 64 inputs (images with masks)
-    assert sum(p.stat().st_size for p in folder.iterdir()) < 1_200_000
+    # small enough for the repository: weights, and a sample set of at most 64 inputs (images with masks);
+    # the ViT hybrid's weights (a CNN and four attention blocks) are the largest, with half the samples
+    assert sum(p.stat().st_size for p in folder.iterdir()) < 1_500_000
     if manifest.samples is not None:
         assert (folder / manifest.samples).stat().st_size < 800_000
 
@@ -119,6 +121,27 @@ def test_shapes_bundle_accuracy_and_cam_layer() -> None:
     finally:
         handle.remove()
     assert seen[0].shape[0] == 2 and seen[0].shape[2:] == (8, 8)
+
+
+def test_shapes_vit_bundle_accuracy_and_tokens() -> None:
+    """The ViT on fresh images: its accuracy, and 8x8 patch tokens after a class token at every block."""
+    manifest, model, _ = _load("shapes-vit")
+    assert manifest.labels == shapes.LABELS and manifest.transformer is not None
+    assert manifest.transformer.prefix_tokens == 1 and manifest.patch_grid == (8, 8)
+    data = shapes.generate(400, seed=FRESH_SEED)
+    x = shapes.to_tensor(data.images)
+    assert _accuracy(model, x, torch.from_numpy(data.labels)) >= TARGETS["shapes-vit"]
+    attention = [m for m in model.modules() if isinstance(m, nn.MultiheadAttention)]
+    assert len(attention) == 4
+    layer = dict(model.named_modules())[manifest.cam_layer or ""]
+    seen: list[torch.Tensor] = []
+    handle = layer.register_forward_hook(lambda _m, _i, out: seen.append(out))
+    try:
+        with torch.no_grad():
+            model(x[:2])
+    finally:
+        handle.remove()
+    assert tuple(seen[0].shape[:2]) == (2, 1 + 8 * 8)
 
 
 def test_sentiment_bundle_accuracy_and_vocab() -> None:
