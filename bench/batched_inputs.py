@@ -12,8 +12,6 @@ times the service layer itself (`ExplanationService.explain` N times against `ex
 from __future__ import annotations
 
 import argparse
-import base64
-import io
 import shutil
 import sys
 import tempfile
@@ -23,13 +21,12 @@ from typing import Any
 import httpx
 import numpy as np
 import torch
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.main import create_app
 from app.settings import Settings
-from bench.common import interleaved, serve
+from bench.common import image_payload, interleaved, serve
 from demos.torchvision_bundle import make_bundle
 
 REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
@@ -39,12 +36,6 @@ CASES: list[tuple[str, str, dict[str, Any]]] = [
     ("resnet18", "saliency", {}), ("resnet18", "gradcam", {}),
 ]
 OUTPUT = {"overlay": False}
-
-
-def png_of(rgb: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def main() -> None:
@@ -62,7 +53,7 @@ def main() -> None:
 
     def inputs_for(model_id: str) -> list[dict[str, str]]:
         h, w = service.registry.get(model_id).manifest.image.size
-        return [{"image": base64.b64encode(png_of(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8))).decode()}
+        return [image_payload(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8))
                 for _ in range(args.n)]
 
     print(f"device: {service.registry.device}, torch threads: {torch.get_num_threads()}, inputs: {args.n}")

@@ -1,7 +1,9 @@
-"""Helpers for benchmarks: a real uvicorn server on loopback, and interleaved timing."""
+"""Helpers for benchmarks: a real uvicorn server on loopback, interleaved timing, PNG payloads."""
 
 from __future__ import annotations
 
+import base64
+import io
 import socket
 import statistics
 import threading
@@ -10,7 +12,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import uvicorn
+from PIL import Image
 
 
 def free_port() -> int:
@@ -52,3 +56,15 @@ def interleaved(fns: dict[str, Callable[[], object]], rounds: int, warmup: int =
             fn()
             times[name].append(time.perf_counter() - t0)
     return {k: statistics.median(v) for k, v in times.items()}
+
+
+def png_of(rgb: np.ndarray) -> bytes:
+    """An RGB uint8 array [H, W, 3] as PNG bytes."""
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def image_payload(rgb: np.ndarray) -> dict[str, str]:
+    """The API's image input of an RGB uint8 array."""
+    return {"image": base64.b64encode(png_of(rgb)).decode()}

@@ -11,8 +11,6 @@ their ratio, all measured in one run. Target: ratio <= 1.3 on ResNet-50.
 from __future__ import annotations
 
 import argparse
-import base64
-import io
 import shutil
 import sys
 import tempfile
@@ -21,22 +19,15 @@ from pathlib import Path
 import httpx
 import numpy as np
 import torch
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.main import create_app
 from app.settings import Settings
-from bench.common import interleaved, serve
+from bench.common import image_payload, interleaved, serve
 from demos.torchvision_bundle import make_bundle
 
 REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
-
-
-def png_of(rgb: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def main() -> None:
@@ -59,7 +50,7 @@ def main() -> None:
             model = service.registry.get(model_id)
             h, w = model.manifest.image.size
             rgb = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
-            body = {"model_id": model_id, "input": {"image": base64.b64encode(png_of(rgb)).decode()}}
+            body = {"model_id": model_id, "input": image_payload(rgb)}
             x = model.image_tensor(rgb)
 
             def bare(x: torch.Tensor = x, module: torch.nn.Module = model.module) -> None:

@@ -19,8 +19,6 @@ cores; `--rounds 1` is a smoke run, `--arch vit_b_32 --size 64` a cheap one.
 from __future__ import annotations
 
 import argparse
-import base64
-import io
 import shutil
 import sys
 import tempfile
@@ -29,11 +27,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import interleaved
+from bench.common import image_payload, interleaved
 from demos.torchvision_bundle import make_bundle
 from explainers.methods import get_method
 from explainers.models.handle import LocalModel, RawInput
@@ -44,12 +41,6 @@ from explainers.service import ExplanationService
 
 METHODS = ["attention_rollout", "transformer_attribution", "gradcam"]
 OUTPUT = OutputOptions(overlay=False)
-
-
-def png_of(rgb: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def main() -> None:
@@ -91,7 +82,7 @@ def main() -> None:
         fns.update({m: ours(m) for m in METHODS})
         shared: list[int] = []  # inputs attributed together, as explain_inputs reports it
         if args.batch:
-            payloads = [{"image": base64.b64encode(png_of(rgb)).decode()} for rgb in images]
+            payloads = [image_payload(rgb) for rgb in images]
 
             def one() -> None:
                 service.explain("transformer_attribution", args.arch, payloads[0], output=OUTPUT)

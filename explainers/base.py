@@ -72,7 +72,7 @@ class Explainer(Method[P]):
         if versus is not None and not self.contrastive:
             raise InvalidTarget(f"method {self.name!r} does not explain a contrastive (versus) target",
                                 details={"versus": versus})
-        with model.lock:
+        with model.explaining():
             call = self.open(model, raw, params, target=target, top_k=top_k, progress=progress,
                              max_map_side=max_map_side, max_batch_elements=max_batch_elements, known=known,
                              versus=versus, shared=shared)

@@ -140,7 +140,7 @@ def explain_batch(explainer: Explainer[Any], model: Model, raws: Sequence[RawInp
     explainer.check_model(model)
     n = len(raws)
     sink: Progress = progress or (lambda _fraction: None)
-    with model.lock:
+    with model.explaining():
         calls = [explainer.open(model, raw, params, target=target, top_k=top_k, progress=None,
                                 max_map_side=max_map_side, max_batch_elements=max_batch_elements) for raw in raws]
         groups: dict[Hashable, list[int]] = {}

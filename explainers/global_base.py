@@ -106,7 +106,7 @@ class GlobalExplainer(Method[P]):
             raise InvalidInput(f"method {self.name!r} needs an input", code="input_required")
         self.check(model, params, target)
         t0 = time.perf_counter()
-        with model.lock:
+        with model.explaining():
             ctx = GlobalContext(model, samples=samples, raw=raw, target=target, progress=progress)
             result = self._explain(ctx, params)
         details: dict[str, Any] = dict(result.details)

@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from explainers.service import ExplanationService
 
 SANITY_METHODS = ("gradcam", "saliency", "guided_backprop", "integrated_gradients")
-EVALUATION_METHODS = ("gradcam", "saliency", "integrated_gradients", "occlusion")
+EVALUATION_METHODS = ("gradcam", "saliency", "integrated_gradients", "occlusion", "attention_rollout",
+                      "transformer_attribution")
 MAX_METHODS = 8
 MAX_SANITY_INPUTS = 16
 MAX_EVALUATION_INPUTS = 256

@@ -294,7 +294,8 @@ class SanityRequest(_Body):
 
 class EvaluateRequest(_Body):
     methods: list[MethodName] | None = Field(None, min_length=1, max_length=8, description="default: those of "
-                                             "gradcam, saliency, integrated_gradients, occlusion the model takes")
+                                             "gradcam, saliency, integrated_gradients, occlusion, attention_rollout, "
+                                             "transformer_attribution the model takes")
     params: MethodParams = Field(default_factory=dict, description="each method's params, by name")
     inputs: list[ExplainInput] | None = Field(None, min_length=1, max_length=256, description="default: the first "
                                               "`n_inputs` of the bundle's sample set (with its object masks)")

@@ -6,7 +6,8 @@ import functools
 import hashlib
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from explainers.attention import folded_attention_inputs
 from explainers.errors import InvalidInput, InvalidParams
 from explainers.hooks import replaced_output
 from explainers.models.manifest import Manifest
@@ -102,6 +104,10 @@ class BundleModel:
         if manifest.image is not None:
             self._mean = torch.tensor(manifest.image.mean, device=device).view(1, -1, 1, 1)
             self._std = torch.tensor(manifest.image.std, device=device).view(1, -1, 1, 1)
+
+    def explaining(self) -> AbstractContextManager[Any]:
+        """Held while an explanation runs: the model's lock (one explanation at a time)."""
+        return self.lock
 
     def run(self, batch: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -217,6 +223,18 @@ class LocalModel(BundleModel):
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
         return digest.hexdigest()
+
+    @contextmanager
+    def explaining(self) -> Iterator[None]:
+        """The model's lock, and a transformer's attention modules taking differentiated batches in their
+        fast layout (`explainers.attention.folded_attention_inputs`)."""
+        with self.lock:
+            if self.manifest.transformer is None:
+                yield
+                return
+            modules = [m for m in self.module.modules() if isinstance(m, nn.MultiheadAttention)]
+            with folded_attention_inputs(modules):
+                yield
 
     def run(self, batch: torch.Tensor) -> torch.Tensor:
         out = self.module(batch)

@@ -7,6 +7,7 @@ narrows to it for the methods with `needs_module`, which `Explainer.refusal` kee
 from __future__ import annotations
 
 import threading
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 import numpy as np
@@ -30,6 +31,9 @@ class Model(Protocol):
 
     @property
     def lock(self) -> threading.RLock: ...
+
+    def explaining(self) -> AbstractContextManager[Any]:
+        """Held while an explanation runs: the lock, and what the model's explanations run with."""
 
     @property
     def tokenizer(self) -> WordTokenizer | None: ...

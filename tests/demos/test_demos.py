@@ -104,6 +104,18 @@ def test_bundle_manifest_and_metrics(model_id: str) -> None:
         assert (folder / manifest.samples).stat().st_size < 800_000
 
 
+def _cam_layer_output(model: nn.Module, name: str, x: torch.Tensor) -> torch.Tensor:
+    """What the named layer outputs on x."""
+    seen: list[torch.Tensor] = []
+    handle = dict(model.named_modules())[name].register_forward_hook(lambda _m, _i, out: seen.append(out))
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        handle.remove()
+    return seen[0]
+
+
 def test_shapes_bundle_accuracy_and_cam_layer() -> None:
     manifest, model, _ = _load("shapes-cnn")
     assert manifest.labels == shapes.LABELS and manifest.image is not None
@@ -112,15 +124,8 @@ def test_shapes_bundle_accuracy_and_cam_layer() -> None:
     data = shapes.generate(400, seed=FRESH_SEED)
     x = shapes.to_tensor(data.images)
     assert _accuracy(model, x, torch.from_numpy(data.labels)) >= TARGETS["shapes-cnn"]
-    layer = dict(model.named_modules())[manifest.cam_layer or ""]
-    seen: list[torch.Tensor] = []
-    handle = layer.register_forward_hook(lambda _m, _i, out: seen.append(out))
-    try:
-        with torch.no_grad():
-            model(x[:2])
-    finally:
-        handle.remove()
-    assert seen[0].shape[0] == 2 and seen[0].shape[2:] == (8, 8)
+    out = _cam_layer_output(model, manifest.cam_layer or "", x[:2])
+    assert out.shape[0] == 2 and out.shape[2:] == (8, 8)
 
 
 def test_shapes_vit_bundle_accuracy_and_tokens() -> None:
@@ -133,15 +138,7 @@ def test_shapes_vit_bundle_accuracy_and_tokens() -> None:
     assert _accuracy(model, x, torch.from_numpy(data.labels)) >= TARGETS["shapes-vit"]
     attention = [m for m in model.modules() if isinstance(m, nn.MultiheadAttention)]
     assert len(attention) == 4
-    layer = dict(model.named_modules())[manifest.cam_layer or ""]
-    seen: list[torch.Tensor] = []
-    handle = layer.register_forward_hook(lambda _m, _i, out: seen.append(out))
-    try:
-        with torch.no_grad():
-            model(x[:2])
-    finally:
-        handle.remove()
-    assert tuple(seen[0].shape[:2]) == (2, 1 + 8 * 8)
+    assert tuple(_cam_layer_output(model, manifest.cam_layer or "", x[:2]).shape[:2]) == (2, 1 + 8 * 8)
 
 
 def test_sentiment_bundle_accuracy_and_vocab() -> None:

@@ -226,6 +226,38 @@ def test_no_hook_is_left_behind_and_the_fast_path_is_untouched(vit):
         assert all(not m._forward_hooks for m in vit.module.modules())
 
 
+def test_explaining_lays_out_differentiated_batches_and_changes_no_value(vit):
+    """Within `explaining()`, a batch's attention inputs take the [N, B, E] memory layout (the fast input
+    projection); outputs and input gradients are those of the plain forward, and inference is untouched."""
+    x = torch.randn(3, *vit.prepare(raw_for(vit)).x.shape[1:], generator=torch.Generator().manual_seed(0))
+    attention = next(m for m in vit.module.modules() if isinstance(m, torch.nn.MultiheadAttention))
+    seen: list[torch.Tensor] = []
+
+    def run_seen(grad: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Outputs and input gradient of a forward; what the attention module was called with (the hook
+        registered last runs after `explaining()`'s)."""
+        handle = attention.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+        try:
+            if not grad:
+                with torch.inference_mode():
+                    return vit.run(x), None
+            xi = x.clone().requires_grad_(True)
+            out = vit.run(xi)
+            return out.detach(), torch.autograd.grad(out[:, 1].sum(), xi)[0]
+        finally:
+            handle.remove()
+
+    plain = run_seen(grad=True)
+    with vit.explaining():
+        folded = run_seen(grad=True)
+        run_seen(grad=False)
+    assert seen[0].is_contiguous() and not seen[1].is_contiguous() and seen[1].transpose(0, 1).is_contiguous()
+    assert seen[2].is_contiguous()  # inference: as served
+    for a, b in zip(plain, folded):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert not attention._forward_pre_hooks
+
+
 # -- the text transformer ----------------------------------------------------------------------------------------
 def test_text_transformer_maps_have_one_value_per_word(text_transformer):
     raw = raw_for(text_transformer, seed=2)
