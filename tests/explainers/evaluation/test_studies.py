@@ -91,7 +91,11 @@ def test_the_readme_evaluation_table_is_the_published_one():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     results = json.loads((ROOT / "docs" / "evaluation.json").read_text())
-    assert {m["model_id"] for m in results["models"]} == {"shapes-cnn", "sentiment-cnn", "breast-cancer-mlp"}
-    shapes = next(m for m in results["models"] if m["model_id"] == "shapes-cnn")
-    assert shapes["with_regions"] == shapes["n_inputs"] == 16
+    assert {m["model_id"] for m in results["models"]} == {"shapes-cnn", "sentiment-cnn", "breast-cancer-mlp",
+                                                           "shapes-vit", "sentiment-transformer"}
+    for model_id in ("shapes-cnn", "shapes-vit"):
+        shapes = next(m for m in results["models"] if m["model_id"] == model_id)
+        assert shapes["with_regions"] == shapes["n_inputs"] == 16
+    vit = next(m for m in results["models"] if m["model_id"] == "shapes-vit")
+    assert {"attention_rollout", "transformer_attribution"} <= {row["method"] for row in vit["rows"]}
     assert Path(ROOT / "README.md").read_text().count("<!-- evaluation-table:start -->") == 1
