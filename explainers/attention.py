@@ -61,11 +61,10 @@ def _folded_inputs(module: nn.Module, args: tuple[Any, ...],
     """A batch-first module's query, key and value [B, N, E] (B > 1, differentiated) laid out as [N, B, E] in
     memory, the same values: the module's own transpose then gives contiguous rows and its input
     projection one matrix product. With frozen weights PyTorch otherwise multiplies a transposed input
-    batch by batch, several times slower (ViT-B/16, batch 4: 1.5x the whole forward and backward)."""
+    batch by batch, several times slower (ViT-B/16, batch 4: 1.5x the time of the whole forward and backward)."""
     assert isinstance(module, nn.MultiheadAttention)
     names = ("query", "key", "value")
-    given = [args[i] if i < len(args) else kwargs.get(n) for i, n in enumerate(names)]
-    first = given[0]
+    first = args[0] if args else kwargs.get("query")
     if not (module.batch_first and torch.is_grad_enabled() and isinstance(first, torch.Tensor)
             and first.dim() == 3 and first.shape[0] > 1 and first.requires_grad):
         return None

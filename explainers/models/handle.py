@@ -224,17 +224,17 @@ class LocalModel(BundleModel):
                 digest.update(block)
         return digest.hexdigest()
 
+    @functools.cached_property
+    def attention_modules(self) -> list[nn.MultiheadAttention]:
+        """Every `nn.MultiheadAttention` of the module (none for most models)."""
+        return [m for m in self.module.modules() if isinstance(m, nn.MultiheadAttention)]
+
     @contextmanager
     def explaining(self) -> Iterator[None]:
-        """The model's lock, and a transformer's attention modules taking differentiated batches in their
-        fast layout (`explainers.attention.folded_attention_inputs`)."""
-        with self.lock:
-            if self.manifest.transformer is None:
-                yield
-                return
-            modules = [m for m in self.module.modules() if isinstance(m, nn.MultiheadAttention)]
-            with folded_attention_inputs(modules):
-                yield
+        """The model's lock, and its attention modules taking differentiated batches in their fast layout
+        (`explainers.attention.folded_attention_inputs`; nothing to do for a model without attention)."""
+        with self.lock, folded_attention_inputs(self.attention_modules):
+            yield
 
     def run(self, batch: torch.Tensor) -> torch.Tensor:
         out = self.module(batch)
